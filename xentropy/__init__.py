@@ -1,0 +1,37 @@
+"""xentropy: every cross-entropy variant, written once against the Python Array API standard.
+
+Each function accepts arrays of any Array API library (NumPy, PyTorch, JAX, CuPy, Dask,
+array-api-strict) and TensorFlow tensors, and returns an array of the same library. The
+framework dialects (``xentropy.backends.torch``, ``.tensorflow``, ``.jax``, ``.keras``) register
+the analytic gradients with each framework's autodiff; NumPy users get :func:`value_and_grad`.
+"""
+
+from ._binary import binary_cross_entropy
+from ._categorical import categorical_cross_entropy
+from ._class_weights import class_weights
+from ._evaluate import value_and_grad
+from ._focal import sigmoid_focal_loss, softmax_focal_loss
+from ._information import cross_entropy, entropy, kl_divergence
+from ._linear import linear_cross_entropy
+from ._namespace import register_namespace
+from ._poly import poly1_cross_entropy
+from ._sigmoid import sigmoid_cross_entropy
+from ._softmax import softmax_cross_entropy
+
+__all__ = [
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "class_weights",
+    "cross_entropy",
+    "entropy",
+    "kl_divergence",
+    "linear_cross_entropy",
+    "poly1_cross_entropy",
+    "register_namespace",
+    "sigmoid_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_focal_loss",
+    "value_and_grad",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,174 @@
+"""Categorical cross entropy from probabilities, with its analytic backward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import check_range, check_reduction
+from ._class_targets import (
+    as_weight_array,
+    check_class_targets,
+    dense_target_weights,
+    gathered_weight,
+    is_sparse,
+    move_class_axis_back,
+    move_class_axis_last,
+    nan_where,
+    sparse_targets,
+    xlogy,
+)
+from ._evaluate import evaluate
+from ._namespace import compute_dtype, namespace_of
+from ._reduction import reduce_backward, reduce_losses
+
+
+def clip_probabilities(xp: Any, p: Any, epsilon: float | None) -> tuple[Any, Any | None]:
+    """``clip(p, epsilon, 1 - epsilon)`` and where the gradient passes (None: everywhere)."""
+    if not epsilon:
+        return p, None
+    passes = (p >= epsilon) & (p <= 1.0 - epsilon)
+    return xp.clip(p, epsilon, 1.0 - epsilon), passes
+
+
+def check_epsilon(epsilon: float | None) -> None:
+    if epsilon is not None and not (isinstance(epsilon, (int, float)) and 0.0 <= epsilon < 0.5):
+        raise ValueError(f"epsilon must be None or a number in [0, 0.5); got {epsilon!r}")
+
+
+@dataclass(frozen=True)
+class CategoricalCrossEntropy:
+    r"""Cross entropy of given class probabilities :math:`q` against targets.
+
+    :math:`\ell_i = -\sum_c a_{ic} \log \tilde q_{ic}` with :math:`\tilde q` the (optionally
+    renormalised, then clipped) probabilities; :math:`\partial \ell_i / \partial \tilde q_{ic} =
+    -a_{ic} / \tilde q_{ic}`, zero where the clip is active, chained through the normalisation.
+    """
+
+    axis: int = -1
+    ignore_index: int | None = None
+    label_smoothing: float = 0.0
+    epsilon: float | None = 1e-7
+    normalize: bool = False
+    reduction: str = "mean"
+
+    def check(self, xp: Any, probs: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
+        check_reduction(self.reduction)
+        check_epsilon(self.epsilon)
+        check_class_targets(
+            xp,
+            probs,
+            targets,
+            prediction_name="probs",
+            axis=self.axis,
+            class_weight=class_weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            values=values,
+        )
+        if values:
+            check_range(xp, probs, "probs", low=0.0, high=None if self.normalize else 1.0)
+
+    def _prepared(self, xp: Any, probs: Any, targets: Any, class_weight: Any | None) -> Any:
+        dtype = compute_dtype(xp, probs.dtype)
+        q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
+        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        num_classes = q.shape[-1]
+        total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
+        if total is not None:
+            q = q / total
+        clipped, passes = clip_probabilities(xp, q, self.epsilon)
+        sparse = (
+            sparse_targets(xp, targets, num_classes, self.ignore_index)
+            if is_sparse(probs, targets)
+            else None
+        )
+        t = None if sparse is not None else move_class_axis_last(xp, targets, self.axis)
+        a = dense_target_weights(
+            xp,
+            t,
+            sparse=sparse,
+            num_classes=num_classes,
+            class_weight=w,
+            label_smoothing=self.label_smoothing,
+            dtype=dtype,
+        )
+        return dtype, w, q, total, clipped, passes, sparse, a
+
+    def forward(
+        self, xp: Any, probs: Any, targets: Any, class_weight: Any | None = None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        dtype, w, _, _, clipped, _, sparse, a = self._prepared(xp, probs, targets, class_weight)
+        losses = -xp.sum(xlogy(xp, a, clipped), axis=-1)
+        example_weight = None
+        if sparse is not None:
+            example_weight = gathered_weight(xp, sparse, w, dtype)
+            losses = nan_where(xp, sparse.invalid, losses)
+        loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
+        return xp.astype(loss, probs.dtype), (probs, targets, class_weight, denominator)
+
+    def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
+        probs, targets, class_weight, denominator = residuals
+        dtype, _, q, total, clipped, passes, sparse, a = self._prepared(
+            xp, probs, targets, class_weight
+        )
+        g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        grad = -a / clipped
+        if passes is not None:
+            grad = xp.where(passes, grad, xp.zeros_like(grad))
+        if total is not None:
+            grad = (grad - xp.sum(grad * q, axis=-1, keepdims=True)) / total
+        grad = grad * g[..., None]
+        if sparse is not None:
+            grad = nan_where(xp, sparse.invalid, grad)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), probs.dtype)
+
+
+def categorical_cross_entropy(
+    probs: Any,
+    targets: Any,
+    *,
+    axis: int = -1,
+    class_weight: Any | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    epsilon: float | None = 1e-7,
+    normalize: bool = False,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Cross entropy of predicted class probabilities against class indices or probabilities.
+
+    .. math::
+
+        \ell_i = -\sum_c a_{ic} \log \operatorname{clip}(\hat q_{ic}, \epsilon, 1-\epsilon),
+        \qquad \hat q_i = q_i / \textstyle\sum_c q_{ic} \text{ if normalize else } q_i
+
+    with the target weights :math:`a_{ic}` of :func:`softmax_cross_entropy`. Prefer
+    :func:`softmax_cross_entropy` on logits: it is exact where this one must clip.
+
+    Args:
+        probs: predicted probabilities in ``[0, 1]``, classes along ``axis``.
+        targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate: as in
+            :func:`softmax_cross_entropy`.
+        epsilon: clip probabilities into ``[epsilon, 1 - epsilon]`` before the log (Keras's
+            ``1e-7`` by default; ``None`` or 0 for no clipping). The gradient is 0 where the clip
+            is active, as in Keras.
+        normalize: divide ``probs`` by their sum along ``axis`` first (what Keras always does);
+            off by default, so that probabilities that do not sum to 1 are never silently rescaled.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.categorical_cross_entropy(np.array([[0.5, 0.25, 0.25]]), np.array([0])))
+    0.6931471...
+    """
+    xp = namespace_of(probs, targets)
+    op = CategoricalCrossEntropy(
+        axis=axis,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        epsilon=epsilon,
+        normalize=normalize,
+        reduction=reduction,
+    )
+    weight = as_weight_array(xp, class_weight, probs)
+    return evaluate(op, probs, targets, weight, prediction=probs, validate=validate)

@@ -1,0 +1,209 @@
+r"""Targets of the losses over a class axis: integer class indices or class probabilities.
+
+Every loss of the softmax family (softmax, categorical, focal, poly-1) turns its targets into
+per-class target weights
+
+.. math::
+
+    a_{ic} = w_c \left((1 - \varepsilon)\, t_{ic} + \frac{\varepsilon}{C}\right)
+
+where :math:`t_{ic}` is the one-hot encoding of class index :math:`y_i` (sparse targets) or the
+given probability (dense targets), :math:`w_c` the class weight and :math:`\varepsilon` the label
+smoothing. For sparse targets an ignored example (``y_i == ignore_index``) has :math:`a_{i\cdot}=0`
+and an index outside ``[0, C)`` marks the example *invalid*: its loss and gradient become NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import (
+    check_class_indices,
+    check_floating,
+    check_range,
+    check_same_shape,
+    check_unit_interval,
+    format_shape,
+    normalize_axis,
+)
+from ._namespace import compute_dtype, device_of
+
+
+def is_sparse(predictions: Any, targets: Any) -> bool:
+    return targets.ndim == predictions.ndim - 1
+
+
+def indexing_dtype(xp: Any) -> Any:
+    return xp.__array_namespace_info__().default_dtypes()["indexing"]
+
+
+def check_class_targets(
+    xp: Any,
+    predictions: Any,
+    targets: Any,
+    *,
+    prediction_name: str,
+    axis: int,
+    class_weight: Any | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+    values: bool,
+) -> None:
+    """Static checks always; value checks (label range, weights) when ``values`` is true."""
+    check_floating(xp, predictions, prediction_name)
+    axis = normalize_axis(axis, predictions.ndim)
+    check_unit_interval("label_smoothing", label_smoothing)
+    shape = tuple(predictions.shape)
+    num_classes = shape[axis]
+    if is_sparse(predictions, targets):
+        expected = shape[:axis] + shape[axis + 1 :]
+        check_same_shape(
+            "targets",
+            targets,
+            expected,
+            f"class-index targets must have the shape of {prediction_name} {format_shape(shape)} "
+            f"without axis {axis}:",
+        )
+        if xp.isdtype(targets.dtype, "real floating"):
+            raise TypeError(
+                f"targets of shape {format_shape(targets.shape)} are class indices and must "
+                "have an "
+                f"integer dtype; got {targets.dtype} (pass probabilities with the shape of "
+                f"{prediction_name} for soft targets)"
+            )
+        if not xp.isdtype(targets.dtype, "integral"):
+            raise TypeError(f"class-index targets must be integers; got dtype {targets.dtype}")
+        if values and num_classes is not None:
+            check_class_indices(xp, targets, num_classes, ignore_index)
+    elif targets.ndim == predictions.ndim:
+        check_same_shape(
+            "targets",
+            targets,
+            shape,
+            f"probability targets must have the shape of {prediction_name}",
+        )
+        if ignore_index is not None:
+            raise ValueError(
+                "ignore_index applies to class-index targets only; "
+                f"targets have the shape of {prediction_name} {format_shape(shape)}"
+            )
+        if values and xp.isdtype(targets.dtype, "real floating"):
+            check_range(xp, targets, "targets", low=0.0)
+    else:
+        raise ValueError(
+            f"targets of shape {format_shape(targets.shape)} fit neither form for "
+            f"{prediction_name} of shape {format_shape(shape)}: class indices need "
+            f"{predictions.ndim - 1} dimensions, "
+            f"probabilities {predictions.ndim}"
+        )
+    if class_weight is not None:
+        check_class_weight(xp, class_weight, num_classes, values=values)
+
+
+def check_class_weight(
+    xp: Any, weight: Any, num_classes: int | None, *, values: bool, name: str = "class_weight"
+) -> None:
+    if weight.ndim != 1 or (num_classes is not None and weight.shape[0] != num_classes):
+        raise ValueError(
+            f"{name} must have shape ({num_classes},), one weight per class; "
+            f"got {format_shape(weight.shape)}"
+        )
+    if values:
+        check_range(xp, weight, name, low=0.0, high=float("inf"))
+
+
+def as_weight_array(xp: Any, class_weight: Any | None, like: Any) -> Any | None:
+    """``class_weight`` (array or sequence) on ``like``'s device, in its compute dtype."""
+    if class_weight is None:
+        return None
+    dtype = compute_dtype(xp, like.dtype)
+    return xp.asarray(class_weight, dtype=dtype, device=device_of(xp, like))
+
+
+def move_class_axis_last(xp: Any, x: Any, axis: int) -> Any:
+    axis = axis % x.ndim
+    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
+
+
+def move_class_axis_back(xp: Any, x: Any, axis: int) -> Any:
+    axis = axis % x.ndim
+    return x if axis == x.ndim - 1 else xp.moveaxis(x, -1, axis)
+
+
+@dataclass(frozen=True)
+class SparseTargets:
+    """Class indices made safe to gather with, and the masks that go with them."""
+
+    index: Any  # (...,) indices clamped into [0, C)
+    keep: Any  # (...,) bool: in range and not ignored
+    invalid: Any  # (...,) bool: outside [0, C) and not ignore_index
+    onehot: Any  # (..., C) bool
+
+
+def sparse_targets(
+    xp: Any, targets: Any, num_classes: int, ignore_index: int | None
+) -> SparseTargets:
+    in_range = (targets >= 0) & (targets < num_classes)
+    if ignore_index is None:
+        keep, invalid = in_range, ~in_range
+    else:
+        not_ignored = targets != ignore_index
+        keep, invalid = in_range & not_ignored, ~in_range & not_ignored
+    index = xp.where(in_range, targets, xp.zeros_like(targets))
+    index = xp.astype(index, indexing_dtype(xp))
+    classes = xp.arange(num_classes, dtype=index.dtype, device=device_of(xp, index))
+    onehot = classes == index[..., None]
+    return SparseTargets(index=index, keep=keep, invalid=invalid, onehot=onehot)
+
+
+def gathered_weight(xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any) -> Any:
+    """Per-example target weight ``w[y_i]`` (0 for ignored and invalid examples)."""
+    keep = xp.astype(sparse.keep, dtype)
+    if class_weight is None:
+        return keep
+    zero = xp.zeros((), dtype=dtype, device=device_of(xp, class_weight))
+    return xp.sum(xp.where(sparse.onehot, class_weight, zero), axis=-1) * keep
+
+
+def dense_target_weights(
+    xp: Any,
+    targets: Any,
+    *,
+    sparse: SparseTargets | None,
+    num_classes: int,
+    class_weight: Any | None,
+    label_smoothing: float,
+    dtype: Any,
+) -> Any:
+    """The per-class target weights :math:`a_{ic}` of the module docstring, shape (..., C)."""
+    if sparse is not None:
+        t = xp.astype(sparse.onehot, dtype) * xp.astype(sparse.keep, dtype)[..., None]
+        keep = xp.astype(sparse.keep, dtype)[..., None]
+    else:
+        t = xp.astype(targets, dtype)
+        keep = None
+    if label_smoothing:
+        smooth = label_smoothing / num_classes
+        t = (1.0 - label_smoothing) * t + (smooth if keep is None else smooth * keep)
+    return t if class_weight is None else t * class_weight
+
+
+def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:
+    """``x`` with NaN where ``invalid`` (broadcast from the left over a trailing class axis)."""
+    if invalid is None:
+        return x
+    if invalid.ndim < x.ndim:
+        invalid = invalid[..., None]
+    return xp.where(invalid, xp.full_like(x, float("nan")), x)
+
+
+def safe_weighted_log(xp: Any, weights: Any, log_values: Any) -> Any:
+    """``weights * log_values`` with ``0 * log 0 = 0`` (a -inf log where the weight is 0)."""
+    return weights * xp.where(weights == 0, xp.zeros_like(log_values), log_values)
+
+
+def xlogy(xp: Any, weights: Any, x: Any) -> Any:
+    """``weights * log(x)`` with ``0 * log 0 = 0``, never taking the log of a 0 it would discard."""
+    zero_weight = weights == 0
+    return weights * xp.log(xp.where(zero_weight, xp.ones_like(x), x))

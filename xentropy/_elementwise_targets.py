@@ -1,0 +1,69 @@
+"""Targets of the element-wise (binary, multi-label) losses: one target per prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._checks import (
+    check_floating,
+    check_range,
+    check_same_shape,
+    check_unit_interval,
+    format_shape,
+)
+from ._namespace import compute_dtype, device_of
+
+
+def check_elementwise_targets(
+    xp: Any,
+    predictions: Any,
+    targets: Any,
+    *,
+    prediction_name: str,
+    label_smoothing: float,
+    weights: dict[str, Any | None],
+    values: bool,
+) -> None:
+    """Exact shapes (no broadcasting of targets), floating predictions, weights that broadcast."""
+    check_floating(xp, predictions, prediction_name)
+    check_unit_interval("label_smoothing", label_smoothing)
+    check_same_shape(
+        "targets",
+        targets,
+        tuple(predictions.shape),
+        f"binary targets must have the shape of {prediction_name}",
+    )
+    for name, weight in weights.items():
+        if weight is None:
+            continue
+        if not _broadcasts_into(tuple(weight.shape), tuple(predictions.shape)):
+            raise ValueError(
+                f"{name} of shape {format_shape(weight.shape)} does not broadcast to "
+                f"{prediction_name} of shape {format_shape(predictions.shape)} without growing it"
+            )
+        if values:
+            check_range(xp, weight, name, low=0.0, high=float("inf"))
+    if values and not xp.isdtype(targets.dtype, "bool"):
+        check_range(xp, targets, "targets", low=0.0, high=1.0)
+
+
+def _broadcasts_into(small: tuple[int | None, ...], big: tuple[int | None, ...]) -> bool:
+    if len(small) > len(big):
+        return False
+    tail = big[len(big) - len(small) :]
+    return all(s in (1, None) or b is None or s == b for s, b in zip(small, tail, strict=True))
+
+
+def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
+    """A weight (array, sequence or number) on ``like``'s device, in its compute dtype."""
+    if weight is None:
+        return None
+    return xp.asarray(weight, dtype=compute_dtype(xp, like.dtype), device=device_of(xp, like))
+
+
+def smoothed_targets(xp: Any, targets: Any, label_smoothing: float, dtype: Any) -> Any:
+    r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`."""
+    t = xp.astype(targets, dtype)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    return t

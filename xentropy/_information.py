@@ -1,0 +1,124 @@
+r"""Entropy, KL divergence and cross entropy of probability distributions.
+
+.. math::
+
+    H(p) = -\sum_c p_c \log p_c, \qquad
+    D_{KL}(p \,\|\, q) = \sum_c p_c \log \frac{p_c}{q_c}, \qquad
+    H(p, q) = -\sum_c p_c \log q_c = H(p) + D_{KL}(p \,\|\, q)
+
+with :math:`0 \log 0 = 0`. ``p`` is the reference (target) distribution, ``q`` the prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._checks import check_floating, check_range, check_reduction, check_same_shape, normalize_axis
+from ._class_targets import move_class_axis_back, move_class_axis_last, xlogy
+from ._evaluate import evaluate
+from ._namespace import compute_dtype, namespace_of
+from ._reduction import reduce_backward, reduce_losses
+
+Measure = Literal["entropy", "kl_divergence", "cross_entropy"]
+
+
+@dataclass(frozen=True)
+class InformationMeasure:
+    """One of the three measures along ``axis``; the gradient is taken w.r.t. ``q`` (or ``p``)."""
+
+    measure: Measure
+    axis: int = -1
+    reduction: str = "none"
+
+    def check(self, xp: Any, p: Any, q: Any = None, *, values: bool) -> None:
+        check_reduction(self.reduction)
+        check_floating(xp, p, "p")
+        normalize_axis(self.axis, p.ndim)
+        if q is not None:
+            check_floating(xp, q, "q")
+            check_same_shape("q", q, tuple(p.shape), "it must have the shape of p")
+        if values:
+            check_range(xp, p, "p", low=0.0, high=1.0)
+            if q is not None:
+                check_range(xp, q, "q", low=0.0, high=1.0)
+
+    def _moved(self, xp: Any, x: Any, dtype: Any) -> Any:
+        return xp.astype(move_class_axis_last(xp, x, self.axis), dtype, copy=False)
+
+    def forward(self, xp: Any, p: Any, q: Any = None) -> tuple[Any, tuple[Any, ...]]:
+        prediction = p if q is None else q
+        dtype = compute_dtype(xp, prediction.dtype)
+        pm = self._moved(xp, p, dtype)
+        if self.measure == "entropy":
+            terms = -xlogy(xp, pm, pm)
+        else:
+            qm = self._moved(xp, q, dtype)
+            terms = -xlogy(xp, pm, qm)
+            if self.measure == "kl_divergence":
+                terms = terms + xlogy(xp, pm, pm)
+        losses = xp.sum(terms, axis=-1)
+        loss, denominator = reduce_losses(xp, losses, None, self.reduction)
+        return xp.astype(loss, prediction.dtype), (p, q, denominator)
+
+    def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
+        p, q, denominator = residuals
+        prediction = p if q is None else q
+        dtype = compute_dtype(xp, prediction.dtype)
+        pm = self._moved(xp, p, dtype)
+        if self.measure == "entropy":
+            grad = -(xp.log(pm) + 1.0)
+        else:
+            qm = self._moved(xp, q, dtype)
+            zero = xp.zeros_like(pm)
+            grad = xp.where(pm == 0, zero, -pm / xp.where(pm == 0, xp.ones_like(qm), qm))
+        upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        grad = grad * upstream[..., None]
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), prediction.dtype)
+
+
+def _measure(measure: Measure, p: Any, q: Any, axis: int, reduction: str, validate: bool) -> Any:
+    arrays = (p,) if q is None else (p, q)
+    op = InformationMeasure(measure=measure, axis=axis, reduction=reduction)
+    namespace_of(*arrays)  # fail early on mixed array types
+    return evaluate(op, *arrays, prediction=arrays[-1], validate=validate)
+
+
+def entropy(p: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True) -> Any:
+    r"""Shannon entropy :math:`H(p) = -\sum_c p_c \log p_c` (nats) of distributions along ``axis``.
+
+    ``reduction`` defaults to ``"none"`` (one value per distribution), as in SciPy and optax;
+    ``"mean"`` averages over distributions.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.entropy(np.array([0.5, 0.5])))
+    0.6931471...
+    """
+    return _measure("entropy", p, None, axis, reduction, validate)
+
+
+def kl_divergence(
+    p: Any, q: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True
+) -> Any:
+    r"""Kullback-Leibler divergence :math:`D_{KL}(p \| q) = \sum_c p_c \log(p_c / q_c)`.
+
+    ``p`` is the reference distribution, ``q`` the prediction; terms with :math:`p_c = 0`
+    are 0. :func:`value_and_grad` differentiates with respect to ``q``.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.kl_divergence(np.array([1.0, 0.0]), np.array([0.5, 0.5])))
+    0.6931471...
+    """
+    return _measure("kl_divergence", p, q, axis, reduction, validate)
+
+
+def cross_entropy(
+    p: Any, q: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True
+) -> Any:
+    r"""Cross entropy :math:`H(p, q) = -\sum_c p_c \log q_c = H(p) + D_{KL}(p \| q)`.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.cross_entropy(np.array([0.5, 0.5]), np.array([0.25, 0.75])))
+    0.8369882...
+    """
+    return _measure("cross_entropy", p, q, axis, reduction, validate)

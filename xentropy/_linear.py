@@ -1,0 +1,229 @@
+r"""Linear cross entropy: the final projection fused with softmax cross entropy.
+
+For hidden states :math:`h_i \in \mathbb{R}^D`, a projection :math:`W \in \mathbb{R}^{V \times D}`
+and bias :math:`b`, the logits :math:`z_i = \operatorname{cap}(W h_i + b)` with
+:math:`\operatorname{cap}(x) = s \tanh(x / s)` (Gemma 2's soft-capping, when ``softcap`` is set)
+are produced one vocabulary chunk at a time, reduced with an online log-sum-exp, and never stored
+as a whole: peak memory is :math:`O(N \cdot \text{chunk})` instead of :math:`O(N V)`. The backward
+pass recomputes each chunk.
+
+.. math::
+
+    \ell_i = (1 - \varepsilon)(\operatorname{lse}_i - z_{i y_i})
+        + \varepsilon\,(\operatorname{lse}_i - \tfrac{1}{V}\textstyle\sum_c z_{ic})
+        + \lambda_z \operatorname{lse}_i^2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import (
+    check_finite_number,
+    check_floating,
+    check_reduction,
+    check_same_shape,
+    check_unit_interval,
+    format_shape,
+)
+from ._class_targets import check_class_indices, indexing_dtype, nan_where
+from ._evaluate import evaluate
+from ._namespace import compute_dtype, device_of, namespace_of
+from ._reduction import reduce_backward, reduce_losses
+
+DEFAULT_CHUNK_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class LinearCrossEntropy:
+    """Chunked forward with an online log-sum-exp; chunked, recomputing backward."""
+
+    chunk_size: int | None = None
+    softcap: float | None = None
+    z_loss: float = 0.0
+    ignore_index: int | None = None
+    label_smoothing: float = 0.0
+    reduction: str = "mean"
+
+    def check(
+        self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any, *, values: bool
+    ) -> None:
+        check_reduction(self.reduction)
+        check_unit_interval("label_smoothing", self.label_smoothing)
+        check_finite_number("z_loss", self.z_loss, minimum=0.0)
+        if self.softcap is not None:
+            check_finite_number("softcap", self.softcap, minimum=1e-30)
+        if self.chunk_size is not None and (
+            not isinstance(self.chunk_size, int) or self.chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive int or None; got {self.chunk_size!r}")
+        check_floating(xp, hidden, "hidden")
+        check_floating(xp, weight, "weight")
+        if weight.ndim != 2 or hidden.ndim < 1 or weight.shape[1] != hidden.shape[-1]:
+            raise ValueError(
+                f"weight must have shape (V, D) with D = hidden.shape[-1]; got weight "
+                f"{format_shape(weight.shape)} and hidden {format_shape(hidden.shape)}"
+            )
+        if bias is not None:
+            check_same_shape("bias", bias, (weight.shape[0],), "it must have shape (V,):")
+        check_same_shape("targets", targets, tuple(hidden.shape[:-1]), "it must have shape")
+        if not xp.isdtype(targets.dtype, "integral"):
+            raise TypeError(f"targets must be integer class indices; got dtype {targets.dtype}")
+        if values:
+            check_class_indices(xp, targets, weight.shape[0], self.ignore_index)
+
+    def _chunks(self, vocab: int) -> list[tuple[int, int]]:
+        size = self.chunk_size or DEFAULT_CHUNK_SIZE
+        return [(start, min(start + size, vocab)) for start in range(0, vocab, size)]
+
+    def _logits(self, xp: Any, h: Any, weight: Any, bias: Any, start: int, stop: int, dtype: Any):
+        w = xp.astype(weight[start:stop, :], dtype, copy=False)
+        z = xp.matmul(h, xp.matrix_transpose(w))
+        if bias is not None:
+            z = z + xp.astype(bias[start:stop], dtype, copy=False)
+        if self.softcap is None:
+            return z, None
+        capped = xp.tanh(z / self.softcap)
+        return self.softcap * capped, capped
+
+    def _targets(self, xp: Any, targets: Any, vocab: int) -> tuple[Any, Any, Any]:
+        in_range = (targets >= 0) & (targets < vocab)
+        keep = in_range if self.ignore_index is None else in_range & (targets != self.ignore_index)
+        invalid = (
+            ~in_range if self.ignore_index is None else ~in_range & (targets != self.ignore_index)
+        )
+        index = xp.astype(xp.where(in_range, targets, xp.zeros_like(targets)), indexing_dtype(xp))
+        return index, keep, invalid
+
+    def forward(
+        self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any | None = None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        dtype = compute_dtype(xp, hidden.dtype)
+        h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
+        flat_targets = xp.reshape(targets, (-1,))
+        vocab = weight.shape[0]
+        index, keep, invalid = self._targets(xp, flat_targets, vocab)
+        n = h.shape[0]
+        device = device_of(xp, h)
+        running_max = xp.full((n,), -float("inf"), dtype=dtype, device=device)
+        running_sum = xp.zeros((n,), dtype=dtype, device=device)
+        target_logit = xp.zeros((n,), dtype=dtype, device=device)
+        logit_sum = xp.zeros((n,), dtype=dtype, device=device)
+        for start, stop in self._chunks(vocab):
+            z, _ = self._logits(xp, h, weight, bias, start, stop, dtype)
+            chunk_max = xp.max(z, axis=-1)
+            new_max = xp.maximum(running_max, chunk_max)
+            shift = xp.where(xp.isfinite(new_max), new_max, xp.zeros_like(new_max))
+            running_sum = running_sum * xp.exp(running_max - shift) + xp.sum(
+                xp.exp(z - shift[:, None]), axis=-1
+            )
+            running_max = new_max
+            classes = xp.arange(start, stop, dtype=index.dtype, device=device)
+            hit = classes == index[:, None]
+            target_logit = target_logit + xp.sum(xp.where(hit, z, xp.zeros_like(z)), axis=-1)
+            if self.label_smoothing:
+                logit_sum = logit_sum + xp.sum(z, axis=-1)
+        shift = xp.where(xp.isfinite(running_max), running_max, xp.zeros_like(running_max))
+        lse = xp.log(running_sum) + shift
+        eps = self.label_smoothing
+        losses = (1.0 - eps) * (lse - target_logit)
+        if eps:
+            losses = losses + eps * (lse - logit_sum / vocab)
+        if self.z_loss:
+            losses = losses + self.z_loss * lse * lse
+        losses = xp.where(keep, losses, xp.zeros_like(losses))
+        losses = nan_where(xp, invalid, losses)
+        losses = xp.reshape(losses, tuple(targets.shape))
+        weights = xp.reshape(xp.astype(keep, dtype), tuple(targets.shape))
+        loss, denominator = reduce_losses(xp, losses, weights, self.reduction)
+        return xp.astype(loss, hidden.dtype), (hidden, weight, targets, bias, lse, denominator)
+
+    def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> tuple[Any, ...]:
+        """Gradients with respect to ``(hidden, weight, bias)`` (``None`` for an absent bias)."""
+        hidden, weight, targets, bias, lse, denominator = residuals
+        dtype = lse.dtype
+        h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
+        vocab = weight.shape[0]
+        index, keep, invalid = self._targets(xp, xp.reshape(targets, (-1,)), vocab)
+        upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, tuple(targets.shape))), (-1,))
+        keep_f = xp.astype(keep, dtype)
+        eps = self.label_smoothing
+        # d loss_i / d z_ic = p_ic (1 + 2 z_loss lse_i) - (1 - eps) [c == y_i] - eps / V
+        scale = (1.0 + 2.0 * self.z_loss * lse) * keep_f * upstream
+        grad_h = xp.zeros_like(h)
+        grad_w_chunks, grad_b_chunks = [], []
+        device = device_of(xp, h)
+        for start, stop in self._chunks(vocab):
+            z, capped = self._logits(xp, h, weight, bias, start, stop, dtype)
+            classes = xp.arange(start, stop, dtype=index.dtype, device=device)
+            hit = xp.astype(classes == index[:, None], dtype)
+            dz = xp.exp(z - lse[:, None]) * scale[:, None]
+            dz = dz - ((1.0 - eps) * hit + eps / vocab) * (keep_f * upstream)[:, None]
+            if capped is not None:
+                dz = dz * (1.0 - capped * capped)
+            dz = nan_where(xp, invalid, dz)
+            w = xp.astype(weight[start:stop, :], dtype, copy=False)
+            grad_h = grad_h + xp.matmul(dz, w)
+            grad_w_chunks.append(xp.matmul(xp.matrix_transpose(dz), h))
+            if bias is not None:
+                grad_b_chunks.append(xp.sum(dz, axis=0))
+        grad_hidden = xp.astype(xp.reshape(grad_h, tuple(hidden.shape)), hidden.dtype)
+        grad_weight = xp.astype(xp.concat(grad_w_chunks, axis=0), weight.dtype)
+        grad_bias = (
+            None if bias is None else xp.astype(xp.concat(grad_b_chunks, axis=0), bias.dtype)
+        )
+        return grad_hidden, grad_weight, grad_bias
+
+
+def linear_cross_entropy(
+    hidden: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any | None = None,
+    chunk_size: int | None = None,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Softmax cross entropy of ``hidden @ weight.T + bias`` without materialising the logits.
+
+    .. math::
+
+        z_i = \operatorname{cap}(W h_i + b), \qquad
+        \ell_i = (1-\varepsilon)(\operatorname{lse}(z_i) - z_{i y_i})
+            + \varepsilon\,(\operatorname{lse}(z_i) - \bar z_i)
+            + \lambda_z \operatorname{lse}(z_i)^2
+
+    Args:
+        hidden: ``(..., D)`` final hidden states.
+        weight: ``(V, D)`` output projection (PyTorch's ``nn.Linear(D, V).weight`` layout).
+        targets: ``(...)`` integer token ids.
+        bias: optional ``(V,)``.
+        chunk_size: vocabulary entries per chunk (default 4096); peak extra memory is about
+            ``N * chunk_size`` values.
+        softcap: Gemma 2's logit soft-cap :math:`s` in :math:`s \tanh(z / s)`, or None.
+        z_loss: PaLM's auxiliary :math:`\lambda_z \operatorname{lse}^2` (0 to disable).
+        ignore_index, label_smoothing, reduction, validate: as in :func:`softmax_cross_entropy`
+            (``"mean"`` divides by the number of non-ignored targets).
+
+    >>> import numpy as np, xentropy
+    >>> h, w = np.ones((2, 3)), np.zeros((5, 3))
+    >>> float(xentropy.linear_cross_entropy(h, w, np.array([0, 4])))
+    1.6094379...
+    """
+    namespace_of(hidden, weight, targets, bias)  # fail early on mixed array types
+    op = LinearCrossEntropy(
+        chunk_size=chunk_size,
+        softcap=softcap,
+        z_loss=z_loss,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+    )
+    return evaluate(op, hidden, weight, targets, bias, prediction=hidden, validate=validate)

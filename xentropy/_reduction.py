@@ -1,0 +1,55 @@
+r"""Reductions of per-example losses, and their backward.
+
+With per-example losses :math:`\ell_i` and target weights :math:`w_i`:
+
+.. math::
+
+    \text{none}: \ell, \quad
+    \text{sum}: \sum_i \ell_i, \quad
+    \text{mean}: \frac{\sum_i \ell_i}{\sum_i w_i}, \quad
+    \text{sum\_over\_batch\_size}: \frac{\sum_i \ell_i}{n}
+
+``mean`` is PyTorch's weighted mean (``w_i`` is the class weight of a non-ignored target, 0 for
+an ignored one, 1 where there are no per-target weights); ``sum_over_batch_size`` is Keras's
+(``n`` counts every per-example element). A zero denominator (empty or fully ignored batch)
+gives NaN, computed without a division by zero so that NumPy raises no warning.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def element_count(xp: Any, x: Any, dtype: Any) -> Any:
+    """Number of elements of ``x`` as a 0-d array (works for unknown traced dimensions)."""
+    if all(d is not None for d in x.shape):
+        return xp.asarray(math.prod(x.shape), dtype=dtype)
+    return xp.sum(xp.ones_like(x, dtype=dtype))
+
+
+def _safe_divide(xp: Any, numerator: Any, denominator: Any) -> Any:
+    zero = denominator == 0
+    quotient = numerator / xp.where(zero, xp.ones_like(denominator), denominator)
+    return xp.where(zero, xp.full_like(quotient, math.nan), quotient)
+
+
+def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> tuple[Any, Any]:
+    """Reduce per-example ``losses``; returns the result and the denominator used (or None)."""
+    if reduction == "none":
+        return losses, None
+    total = xp.sum(losses)
+    if reduction == "sum":
+        return total, None
+    if reduction == "mean" and weights is not None:
+        denominator = xp.sum(weights)
+    else:
+        denominator = element_count(xp, losses, losses.dtype)
+    return _safe_divide(xp, total, denominator), denominator
+
+
+def reduce_backward(xp: Any, cotangent: Any, denominator: Any | None, reduction: str) -> Any:
+    """Per-example cotangent from the cotangent of the reduced loss (broadcasts against losses)."""
+    if reduction in ("none", "sum"):
+        return cotangent
+    return _safe_divide(xp, cotangent, denominator)

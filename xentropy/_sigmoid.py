@@ -1,0 +1,156 @@
+"""Sigmoid (binary and multi-label) cross entropy from logits, with its analytic backward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import check_reduction
+from ._elementwise_targets import (
+    as_broadcast_weight,
+    check_elementwise_targets,
+    smoothed_targets,
+)
+from ._evaluate import evaluate
+from ._namespace import compute_dtype, namespace_of
+from ._reduction import reduce_backward, reduce_losses
+
+
+def sigmoid(xp: Any, x: Any) -> Any:
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})`, evaluated without overflow for either sign."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
+    r"""Element-wise :math:`(1-t)\,\mathrm{softplus}(x) \ldots`, written without cancellation.
+
+    With :math:`L = 1 + (\text{pw} - 1)\,t`,
+
+    .. math::
+
+        \ell = (1-t)\,x + L\,\mathrm{softplus}(-x)
+             = (1-t)\max(x, 0) + \text{pw}\, t \max(-x, 0) + L \log(1 + e^{-|x|})
+
+    and every term of the second form is non-negative for :math:`t \in [0, 1]`.
+    """
+    log_term = xp.log1p(xp.exp(-xp.abs(x)))
+    positive = xp.maximum(x, xp.zeros_like(x))
+    negative = xp.maximum(-x, xp.zeros_like(x))
+    if pos_weight is None:
+        return (1.0 - t) * positive + t * negative + log_term
+    return (
+        (1.0 - t) * positive + pos_weight * t * negative + (1.0 + (pos_weight - 1.0) * t) * log_term
+    )
+
+
+def sigmoid_cross_entropy_grad(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
+    r""":math:`\partial \ell / \partial x = (1-t)\,\sigma(x) - \text{pw}\, t\, \sigma(-x)`."""
+    if pos_weight is None:
+        return sigmoid(xp, x) - t
+    return (1.0 - t) * sigmoid(xp, x) - pos_weight * t * sigmoid(xp, -x)
+
+
+@dataclass(frozen=True)
+class SigmoidCrossEntropy:
+    r"""Element-wise cross entropy of :math:`\sigma(x)` against targets in [0, 1]."""
+
+    label_smoothing: float = 0.0
+    reduction: str = "mean"
+
+    def check(
+        self,
+        xp: Any,
+        logits: Any,
+        targets: Any,
+        pos_weight: Any,
+        class_weight: Any,
+        *,
+        values: bool,
+    ) -> None:
+        check_reduction(self.reduction)
+        check_elementwise_targets(
+            xp,
+            logits,
+            targets,
+            prediction_name="logits",
+            label_smoothing=self.label_smoothing,
+            weights={"pos_weight": pos_weight, "class_weight": class_weight},
+            values=values,
+        )
+
+    def forward(
+        self,
+        xp: Any,
+        logits: Any,
+        targets: Any,
+        pos_weight: Any | None = None,
+        class_weight: Any | None = None,
+    ) -> tuple[Any, tuple[Any, ...]]:
+        dtype = compute_dtype(xp, logits.dtype)
+        x = xp.astype(logits, dtype, copy=False)
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
+        losses = sigmoid_cross_entropy_terms(xp, x, t, pos_weight)
+        if class_weight is not None:
+            losses = losses * class_weight
+        loss, denominator = reduce_losses(xp, losses, None, self.reduction)
+        return xp.astype(loss, logits.dtype), (
+            logits,
+            targets,
+            pos_weight,
+            class_weight,
+            denominator,
+        )
+
+    def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
+        logits, targets, pos_weight, class_weight, denominator = residuals
+        dtype = compute_dtype(xp, logits.dtype)
+        x = xp.astype(logits, dtype, copy=False)
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
+        grad = sigmoid_cross_entropy_grad(xp, x, t, pos_weight)
+        if class_weight is not None:
+            grad = grad * class_weight
+        grad = grad * reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        return xp.astype(grad, logits.dtype)
+
+
+def sigmoid_cross_entropy(
+    logits: Any,
+    targets: Any,
+    *,
+    pos_weight: Any | None = None,
+    class_weight: Any | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Binary / multi-label cross entropy of ``sigmoid(logits)`` against targets in [0, 1].
+
+    .. math::
+
+        \ell = w \big[(1 - t)\, x + (1 + (\text{pw} - 1)\, t) \log(1 + e^{-x})\big],
+        \qquad t \leftarrow t (1 - \varepsilon) + \varepsilon / 2
+
+    which is ``torch.nn.functional.binary_cross_entropy_with_logits`` and, with ``pos_weight``,
+    TensorFlow's ``tf.nn.weighted_cross_entropy_with_logits``. It is evaluated in a form with
+    only non-negative terms, exact for logits of any size.
+
+    Args:
+        logits: real floating scores, any shape.
+        targets: the same shape exactly (bool and integer targets are cast); values in [0, 1].
+        pos_weight: weight of the positive term, broadcast against ``logits`` (e.g. ``(C,)``).
+        class_weight: weight of each element's loss, broadcast against ``logits`` (e.g. ``(C,)``).
+        label_smoothing: :math:`\varepsilon \in [0, 1]` (Keras / optax convention).
+        reduction: ``"none"`` (element-wise), ``"sum"``, ``"mean"`` or ``"sum_over_batch_size"``
+            (both divide by the number of elements; weights only rescale, as in PyTorch).
+        validate: check targets and weights on eager arrays.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.sigmoid_cross_entropy(np.array([0.0]), np.array([1.0])))
+    0.6931471...
+    """
+    xp = namespace_of(logits, targets)
+    op = SigmoidCrossEntropy(label_smoothing=label_smoothing, reduction=reduction)
+    pw = as_broadcast_weight(xp, pos_weight, logits)
+    w = as_broadcast_weight(xp, class_weight, logits)
+    return evaluate(op, logits, targets, pw, w, prediction=logits, validate=validate)

@@ -1,0 +1,244 @@
+r"""Softmax cross entropy from logits, with its analytic backward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import check_reduction
+from ._class_targets import (
+    as_weight_array,
+    check_class_targets,
+    dense_target_weights,
+    gathered_weight,
+    is_sparse,
+    move_class_axis_back,
+    move_class_axis_last,
+    nan_where,
+    safe_weighted_log,
+    sparse_targets,
+)
+from ._evaluate import evaluate
+from ._namespace import compute_dtype, namespace_of
+from ._reduction import reduce_backward, reduce_losses
+
+
+def log_sum_exp(xp: Any, z: Any) -> Any:
+    r""":math:`\log \sum_c e^{z_c}` over the last axis, with the row maximum subtracted first.
+
+    A row whose maximum is not finite is shifted by 0 instead, so that an all ``-inf`` row gives
+    ``-inf`` (and a NaN loss) and a ``+inf`` logit gives ``+inf``, as in every framework.
+    """
+    m = xp.max(z, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return xp.log(xp.sum(xp.exp(z - m), axis=-1)) + m[..., 0]
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropy:
+    r"""Cross entropy of ``softmax(logits)`` against class indices or class probabilities.
+
+    With :math:`\log p = \operatorname{log\_softmax}(z)` and target weights :math:`a_{ic}`
+    (see ``_class_targets``), :math:`\ell_i = -\sum_c a_{ic} \log p_{ic}` and
+    :math:`\partial \ell_i / \partial z_{ic} = p_{ic} \sum_k a_{ik} - a_{ic}`.
+    """
+
+    axis: int = -1
+    ignore_index: int | None = None
+    label_smoothing: float = 0.0
+    reduction: str = "mean"
+
+    def check(self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
+        check_reduction(self.reduction)
+        check_class_targets(
+            xp,
+            logits,
+            targets,
+            prediction_name="logits",
+            axis=self.axis,
+            class_weight=class_weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            values=values,
+        )
+
+    def forward(
+        self, xp: Any, logits: Any, targets: Any, class_weight: Any | None = None
+    ) -> tuple[Any, tuple[Any, ...]]:
+        dtype = compute_dtype(xp, logits.dtype)
+        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        num_classes = z.shape[-1]
+        lse = log_sum_exp(xp, z)
+        eps = self.label_smoothing
+        if is_sparse(logits, targets):
+            sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
+            example_weight = gathered_weight(xp, sparse, w, dtype)
+            z_target = xp.take_along_axis(z, sparse.index[..., None], axis=-1)[..., 0]
+            losses = (1.0 - eps) * example_weight * (lse - z_target)
+            if eps:
+                if w is None:
+                    smooth = lse - xp.mean(z, axis=-1)
+                else:
+                    smooth = (xp.sum(w) * lse - xp.sum(z * w, axis=-1)) / num_classes
+                losses = losses + eps * smooth
+            losses = xp.where(sparse.keep, losses, xp.zeros_like(losses))
+            losses = nan_where(xp, sparse.invalid, losses)
+        else:
+            t = move_class_axis_last(xp, targets, self.axis)
+            a = dense_target_weights(
+                xp,
+                t,
+                sparse=None,
+                num_classes=num_classes,
+                class_weight=w,
+                label_smoothing=eps,
+                dtype=dtype,
+            )
+            losses = -xp.sum(safe_weighted_log(xp, a, z - lse[..., None]), axis=-1)
+            example_weight = None
+        loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
+        return xp.astype(loss, logits.dtype), (logits, targets, class_weight, lse, denominator)
+
+    def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
+        logits, targets, class_weight, lse, denominator = residuals
+        dtype = lse.dtype
+        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        num_classes = z.shape[-1]
+        g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        p = xp.exp(z - lse[..., None])
+        eps = self.label_smoothing
+        if is_sparse(logits, targets):
+            sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
+            example_weight = gathered_weight(xp, sparse, w, dtype)
+            scale = (1.0 - eps) * example_weight
+            if eps:
+                total_weight = num_classes if w is None else xp.sum(w)
+                scale = scale + eps / num_classes * total_weight * xp.astype(sparse.keep, dtype)
+            grad = p * scale[..., None] - xp.where(
+                sparse.onehot, ((1.0 - eps) * example_weight)[..., None], xp.zeros_like(p)
+            )
+            if eps:
+                per_class = eps / num_classes if w is None else eps / num_classes * w
+                grad = grad - per_class * xp.astype(sparse.keep, dtype)[..., None]
+            grad = nan_where(xp, sparse.invalid, grad * g[..., None])
+        else:
+            t = move_class_axis_last(xp, targets, self.axis)
+            a = dense_target_weights(
+                xp,
+                t,
+                sparse=None,
+                num_classes=num_classes,
+                class_weight=w,
+                label_smoothing=eps,
+                dtype=dtype,
+            )
+            grad = (p * xp.sum(a, axis=-1, keepdims=True) - a) * g[..., None]
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype)
+
+
+def softmax_cross_entropy(
+    logits: Any,
+    targets: Any,
+    *,
+    axis: int = -1,
+    class_weight: Any | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Cross entropy between ``softmax(logits)`` and class indices or class probabilities.
+
+    .. math::
+
+        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c, \qquad
+        a_{ic} = w_c \Big((1-\varepsilon)\, t_{ic} + \frac{\varepsilon}{C}\Big)
+
+    where :math:`t_i` is the one-hot vector of class index :math:`y_i` (integer ``targets``) or
+    the given probabilities, :math:`w` the class weights and :math:`\varepsilon` the label
+    smoothing. With integer targets this is ``torch.nn.functional.cross_entropy``.
+
+    Args:
+        logits: unnormalised scores, real floating dtype, classes along ``axis``.
+        targets: integer class indices with the shape of ``logits`` without ``axis``, or class
+            probabilities with the shape of ``logits`` (bool and integer one-hot are cast).
+        axis: the class axis (``-1``; ``1`` for PyTorch's ``(N, C, d1, ...)`` layout).
+        class_weight: ``(C,)`` non-negative weights per class.
+        ignore_index: a class index whose examples count neither in the loss nor in the mean's
+            denominator (class-index targets only; there is no default sentinel).
+        label_smoothing: :math:`\varepsilon \in [0, 1]`.
+        reduction: ``"none"`` (per-example losses, leading dims kept), ``"sum"``, ``"mean"``
+            (divided by the summed class weight of non-ignored class-index targets, or by the
+            number of examples for probability targets) or ``"sum_over_batch_size"``.
+        validate: check target values on eager arrays (a device sync on GPUs). Under tracing
+            an index outside ``[0, C)`` gives NaN for that example, loss and gradient.
+
+    Returns:
+        The loss in the dtype of ``logits`` (computed in float32 for 16-bit inputs). A mean
+        over no example (empty or fully ignored batch) is NaN.
+
+    >>> import numpy as np, xentropy
+    >>> float(xentropy.softmax_cross_entropy(np.array([[2.0, 0.0, -1.0]]), np.array([0])))
+    0.169846...
+    """
+    xp = namespace_of(logits, targets)
+    op = SoftmaxCrossEntropy(
+        axis=axis, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction
+    )
+    weight = as_weight_array(xp, class_weight, logits)
+    return evaluate(op, logits, targets, weight, prediction=logits, validate=validate)
+
+
+@dataclass(frozen=True)
+class SoftmaxInputs:
+    """Logits with the class axis last in the compute dtype, their log-normaliser and targets."""
+
+    z: Any  # (..., C)
+    lse: Any  # (...,)
+    a: Any  # (..., C) per-class target weights
+    example_weight: Any | None  # (...,) for the weighted mean of class-index targets
+    invalid: Any | None  # (...,) class index outside [0, C)
+
+    @property
+    def log_p(self) -> Any:
+        return self.z - self.lse[..., None]
+
+
+def softmax_inputs(
+    xp: Any,
+    logits: Any,
+    targets: Any,
+    class_weight: Any | None,
+    *,
+    axis: int,
+    ignore_index: int | None,
+    label_smoothing: float,
+) -> SoftmaxInputs:
+    """Everything the losses built on ``softmax(logits)`` and dense target weights share."""
+    dtype = compute_dtype(xp, logits.dtype)
+    z = xp.astype(move_class_axis_last(xp, logits, axis), dtype, copy=False)
+    w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+    num_classes = z.shape[-1]
+    sparse, t = None, None
+    if is_sparse(logits, targets):
+        sparse = sparse_targets(xp, targets, num_classes, ignore_index)
+    else:
+        t = move_class_axis_last(xp, targets, axis)
+    a = dense_target_weights(
+        xp,
+        t,
+        sparse=sparse,
+        num_classes=num_classes,
+        class_weight=w,
+        label_smoothing=label_smoothing,
+        dtype=dtype,
+    )
+    return SoftmaxInputs(
+        z=z,
+        lse=log_sum_exp(xp, z),
+        a=a,
+        example_weight=None if sparse is None else gathered_weight(xp, sparse, w, dtype),
+        invalid=None if sparse is None else sparse.invalid,
+    )

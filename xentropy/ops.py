@@ -1,0 +1,53 @@
+"""The loss operators behind the public functions, for framework adapters.
+
+Each operator is a frozen (hashable) dataclass of static options with ``check``, ``forward`` and
+``backward`` (see ``xentropy._evaluate.LossOperator``). An adapter builds the operator, calls
+:func:`check_inputs`, and registers ``forward``/``backward`` with its framework's autodiff. The
+gradient is taken with respect to ``arrays[op_prediction_position(op)]`` (the logits or
+probabilities; ``q`` of the information measures; ``LinearCrossEntropy.backward`` returns the
+gradients of ``(hidden, weight, bias)``).
+"""
+
+from __future__ import annotations
+
+from ._binary import BinaryCrossEntropy
+from ._categorical import CategoricalCrossEntropy
+from ._class_targets import as_weight_array
+from ._elementwise_targets import as_broadcast_weight
+from ._evaluate import LossOperator, check_inputs, evaluate
+from ._focal import SigmoidFocalLoss, SoftmaxFocalLoss
+from ._information import InformationMeasure
+from ._linear import LinearCrossEntropy
+from ._namespace import compute_dtype, is_lazy, namespace_of
+from ._poly import Poly1CrossEntropy
+from ._sigmoid import SigmoidCrossEntropy
+from ._softmax import SoftmaxCrossEntropy
+
+
+def op_prediction_position(op: LossOperator, num_arrays: int) -> int:
+    """Index, among the arrays given to ``op.forward``, of the one the gradient is taken for."""
+    if isinstance(op, InformationMeasure) and op.measure != "entropy":
+        return 1
+    return 0
+
+
+__all__ = [
+    "BinaryCrossEntropy",
+    "CategoricalCrossEntropy",
+    "InformationMeasure",
+    "LinearCrossEntropy",
+    "LossOperator",
+    "Poly1CrossEntropy",
+    "SigmoidCrossEntropy",
+    "SigmoidFocalLoss",
+    "SoftmaxCrossEntropy",
+    "SoftmaxFocalLoss",
+    "as_broadcast_weight",
+    "as_weight_array",
+    "check_inputs",
+    "compute_dtype",
+    "evaluate",
+    "is_lazy",
+    "namespace_of",
+    "op_prediction_position",
+]
