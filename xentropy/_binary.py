@@ -85,7 +85,7 @@ class BinaryCrossEntropy:
         grad = grad * reduce_backward(
             xp, xp.astype(cotangent, p.dtype), denominator, self.reduction
         )
-        return xp.astype(grad, probs.dtype)
+        return xp.astype(grad, probs.dtype, copy=False)
 
 
 def binary_cross_entropy(

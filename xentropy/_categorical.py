@@ -121,7 +121,7 @@ class CategoricalCrossEntropy:
         grad = grad * g[..., None]
         if sparse is not None:
             grad = nan_where(xp, sparse.invalid, grad)
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), probs.dtype)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), probs.dtype, copy=False)
 
 
 def categorical_cross_entropy(

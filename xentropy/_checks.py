@@ -99,6 +99,8 @@ def check_range(
     xp: Any, x: Any, name: str, low: float | None = None, high: float | None = None
 ) -> None:
     """Raise if ``x`` has NaN or entries outside ``[low, high]`` (open ends where None)."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        x = xp.astype(x, xp.float32)  # the standard compares integers with int bounds only
     bad = xp.isnan(x)
     if low is not None:
         bad = bad | (x < low)

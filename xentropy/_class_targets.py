@@ -138,7 +138,13 @@ class SparseTargets:
     index: Any  # (...,) indices clamped into [0, C)
     keep: Any  # (...,) bool: in range and not ignored
     invalid: Any  # (...,) bool: outside [0, C) and not ignore_index
-    onehot: Any  # (..., C) bool
+    num_classes: int
+
+    def onehot(self, xp: Any) -> Any:
+        """``(..., C)`` bool: position ``index`` along the last axis."""
+        device = device_of(xp, self.index)
+        classes = xp.arange(self.num_classes, dtype=self.index.dtype, device=device)
+        return classes == self.index[..., None]
 
 
 def sparse_targets(
@@ -152,9 +158,7 @@ def sparse_targets(
         keep, invalid = in_range & not_ignored, ~in_range & not_ignored
     index = xp.where(in_range, targets, xp.zeros_like(targets))
     index = xp.astype(index, indexing_dtype(xp))
-    classes = xp.arange(num_classes, dtype=index.dtype, device=device_of(xp, index))
-    onehot = classes == index[..., None]
-    return SparseTargets(index=index, keep=keep, invalid=invalid, onehot=onehot)
+    return SparseTargets(index=index, keep=keep, invalid=invalid, num_classes=num_classes)
 
 
 def gathered_weight(xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any) -> Any:
@@ -162,8 +166,13 @@ def gathered_weight(xp: Any, sparse: SparseTargets, class_weight: Any | None, dt
     keep = xp.astype(sparse.keep, dtype)
     if class_weight is None:
         return keep
+    shape = tuple(sparse.index.shape)
+    if all(d is not None for d in shape):
+        flat = xp.take(class_weight, xp.reshape(sparse.index, (-1,)), axis=0)
+        return xp.reshape(flat, shape) * keep
+    # a traced array of unknown shape cannot be reshaped back: select with the one-hot mask
     zero = xp.zeros((), dtype=dtype, device=device_of(xp, class_weight))
-    return xp.sum(xp.where(sparse.onehot, class_weight, zero), axis=-1) * keep
+    return xp.sum(xp.where(sparse.onehot(xp), class_weight, zero), axis=-1) * keep
 
 
 def dense_target_weights(
@@ -178,7 +187,7 @@ def dense_target_weights(
 ) -> Any:
     """The per-class target weights :math:`a_{ic}` of the module docstring, shape (..., C)."""
     if sparse is not None:
-        t = xp.astype(sparse.onehot, dtype) * xp.astype(sparse.keep, dtype)[..., None]
+        t = xp.astype(sparse.onehot(xp), dtype) * xp.astype(sparse.keep, dtype)[..., None]
         keep = xp.astype(sparse.keep, dtype)[..., None]
     else:
         t = xp.astype(targets, dtype)

@@ -109,7 +109,7 @@ class SoftmaxFocalLoss:
         dtype = p.dtype
         upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         grad = nan_where(xp, inputs.invalid, grad * upstream[..., None])
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
 
 
 def softmax_focal_loss(
@@ -219,7 +219,7 @@ class SigmoidFocalLoss:
         grad = grad * reduce_backward(
             xp, xp.astype(cotangent, x.dtype), denominator, self.reduction
         )
-        return xp.astype(grad, logits.dtype)
+        return xp.astype(grad, logits.dtype, copy=False)
 
 
 def sigmoid_focal_loss(

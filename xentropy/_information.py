@@ -74,7 +74,7 @@ class InformationMeasure:
             grad = xp.where(pm == 0, zero, -pm / xp.where(pm == 0, xp.ones_like(qm), qm))
         upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         grad = grad * upstream[..., None]
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), prediction.dtype)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), prediction.dtype, copy=False)
 
 
 def _measure(measure: Measure, p: Any, q: Any, axis: int, reduction: str, validate: bool) -> Any:

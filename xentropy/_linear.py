@@ -125,11 +125,13 @@ class LinearCrossEntropy:
             if self.label_smoothing:
                 logit_sum = logit_sum + xp.sum(z, axis=-1)
         shift = xp.where(xp.isfinite(running_max), running_max, xp.zeros_like(running_max))
-        lse = xp.log(running_sum) + shift
+        log_sum = xp.log(running_sum)
+        lse = shift + log_sum
         eps = self.label_smoothing
-        losses = (1.0 - eps) * (lse - target_logit)
+        # (shift - z) + log_sum keeps the digits of log_sum that shift + log_sum rounds away
+        losses = (1.0 - eps) * ((shift - target_logit) + log_sum)
         if eps:
-            losses = losses + eps * (lse - logit_sum / vocab)
+            losses = losses + eps * ((shift - logit_sum / vocab) + log_sum)
         if self.z_loss:
             losses = losses + self.z_loss * lse * lse
         losses = xp.where(keep, losses, xp.zeros_like(losses))
@@ -137,12 +139,14 @@ class LinearCrossEntropy:
         losses = xp.reshape(losses, tuple(targets.shape))
         weights = xp.reshape(xp.astype(keep, dtype), tuple(targets.shape))
         loss, denominator = reduce_losses(xp, losses, weights, self.reduction)
-        return xp.astype(loss, hidden.dtype), (hidden, weight, targets, bias, lse, denominator)
+        residuals = (hidden, weight, targets, bias, shift, log_sum, denominator)
+        return xp.astype(loss, hidden.dtype), residuals
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> tuple[Any, ...]:
         """Gradients with respect to ``(hidden, weight, bias)`` (``None`` for an absent bias)."""
-        hidden, weight, targets, bias, lse, denominator = residuals
-        dtype = lse.dtype
+        hidden, weight, targets, bias, shift, log_sum, denominator = residuals
+        dtype = log_sum.dtype
+        lse = shift + log_sum
         h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
         vocab = weight.shape[0]
         index, keep, invalid = self._targets(xp, xp.reshape(targets, (-1,)), vocab)
@@ -159,7 +163,7 @@ class LinearCrossEntropy:
             z, capped = self._logits(xp, h, weight, bias, start, stop, dtype)
             classes = xp.arange(start, stop, dtype=index.dtype, device=device)
             hit = xp.astype(classes == index[:, None], dtype)
-            dz = xp.exp(z - lse[:, None]) * scale[:, None]
+            dz = xp.exp((z - shift[:, None]) - log_sum[:, None]) * scale[:, None]
             dz = dz - ((1.0 - eps) * hit + eps / vocab) * (keep_f * upstream)[:, None]
             if capped is not None:
                 dz = dz * (1.0 - capped * capped)

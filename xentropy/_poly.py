@@ -79,7 +79,7 @@ class Poly1CrossEntropy:
         grad = grad + self.epsilon * p * (xp.sum(a * p, axis=-1, keepdims=True) - a)
         upstream = reduce_backward(xp, xp.astype(cotangent, p.dtype), denominator, self.reduction)
         grad = nan_where(xp, inputs.invalid, grad * upstream[..., None])
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
 
 
 def poly1_cross_entropy(

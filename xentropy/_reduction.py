@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._namespace import device_of
+
 
 def element_count(xp: Any, x: Any, dtype: Any) -> Any:
     """Number of elements of ``x`` as a 0-d array (works for unknown traced dimensions)."""
     if all(d is not None for d in x.shape):
-        return xp.asarray(math.prod(x.shape), dtype=dtype)
+        return xp.asarray(math.prod(x.shape), dtype=dtype, device=device_of(xp, x))
     return xp.sum(xp.ones_like(x, dtype=dtype))
 
 

@@ -111,7 +111,7 @@ class SigmoidCrossEntropy:
         if class_weight is not None:
             grad = grad * class_weight
         grad = grad * reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        return xp.astype(grad, logits.dtype)
+        return xp.astype(grad, logits.dtype, copy=False)
 
 
 def sigmoid_cross_entropy(

@@ -20,18 +20,8 @@ from ._class_targets import (
 )
 from ._evaluate import evaluate
 from ._namespace import compute_dtype, namespace_of
+from ._native import add_at_index, has_fused_softmax, log_softmax, log_sum_exp, softmax
 from ._reduction import reduce_backward, reduce_losses
-
-
-def log_sum_exp(xp: Any, z: Any) -> Any:
-    r""":math:`\log \sum_c e^{z_c}` over the last axis, with the row maximum subtracted first.
-
-    A row whose maximum is not finite is shifted by 0 instead, so that an all ``-inf`` row gives
-    ``-inf`` (and a NaN loss) and a ``+inf`` logit gives ``+inf``, as in every framework.
-    """
-    m = xp.max(z, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    return xp.log(xp.sum(xp.exp(z - m), axis=-1)) + m[..., 0]
 
 
 @dataclass(frozen=True)
@@ -69,19 +59,23 @@ class SoftmaxCrossEntropy:
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
         w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
         num_classes = z.shape[-1]
-        lse = log_sum_exp(xp, z)
         eps = self.label_smoothing
+        # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
+        fused = has_fused_softmax(xp)
+        log_p = log_softmax(xp, z) if fused else None
+        lse = None if fused else log_sum_exp(xp, z)
         if is_sparse(logits, targets):
             sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
             example_weight = gathered_weight(xp, sparse, w, dtype)
-            z_target = xp.take_along_axis(z, sparse.index[..., None], axis=-1)[..., 0]
-            losses = (1.0 - eps) * example_weight * (lse - z_target)
+            at_target = sparse.index[..., None]
+            if fused:
+                log_p_target = xp.take_along_axis(log_p, at_target, axis=-1)[..., 0]
+            else:
+                z_target = xp.take_along_axis(z, at_target, axis=-1)[..., 0]
+                log_p_target = (z_target - lse[0]) - lse[1]
+            losses = -(1.0 - eps) * example_weight * log_p_target
             if eps:
-                if w is None:
-                    smooth = lse - xp.mean(z, axis=-1)
-                else:
-                    smooth = (xp.sum(w) * lse - xp.sum(z * w, axis=-1)) / num_classes
-                losses = losses + eps * smooth
+                losses = losses - eps / num_classes * self._summed_log_p(xp, z, log_p, lse, w)
             losses = xp.where(sparse.keep, losses, xp.zeros_like(losses))
             losses = nan_where(xp, sparse.invalid, losses)
         else:
@@ -95,34 +89,53 @@ class SoftmaxCrossEntropy:
                 label_smoothing=eps,
                 dtype=dtype,
             )
-            losses = -xp.sum(safe_weighted_log(xp, a, z - lse[..., None]), axis=-1)
+            if log_p is None:
+                log_p = (z - lse[0][..., None]) - lse[1][..., None]
+            losses = -xp.sum(safe_weighted_log(xp, a, log_p), axis=-1)
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
-        return xp.astype(loss, logits.dtype), (logits, targets, class_weight, lse, denominator)
+        shift, log_sum = (None, None) if lse is None else lse
+        residuals = (logits, targets, class_weight, shift, log_sum, denominator)
+        return xp.astype(loss, logits.dtype), residuals
+
+    @staticmethod
+    def _summed_log_p(
+        xp: Any, z: Any, log_p: Any | None, lse: tuple[Any, Any] | None, w: Any | None
+    ) -> Any:
+        r""":math:`\sum_c w_c \log p_c` per example (``w = 1`` when None)."""
+        if log_p is not None:
+            return xp.sum(log_p if w is None else log_p * w, axis=-1)
+        m, s = lse
+        if w is None:
+            return xp.sum(z - m[..., None], axis=-1) - z.shape[-1] * s
+        return xp.sum((z - m[..., None]) * w, axis=-1) - xp.sum(w) * s
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
-        logits, targets, class_weight, lse, denominator = residuals
-        dtype = lse.dtype
+        logits, targets, class_weight, shift, log_sum, denominator = residuals
+        lse = None if shift is None else (shift, log_sum)
+        dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
         w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
         num_classes = z.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        p = xp.exp(z - lse[..., None])
+        grad = softmax(xp, z, lse)  # a fresh array: updated in place below where possible
         eps = self.label_smoothing
         if is_sparse(logits, targets):
             sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
-            example_weight = gathered_weight(xp, sparse, w, dtype)
-            scale = (1.0 - eps) * example_weight
+            keep = xp.astype(sparse.keep, dtype)
+            row_g = nan_where(xp, sparse.invalid, g * xp.ones_like(sparse.keep, dtype=dtype))
+            target_scale = (1.0 - eps) * gathered_weight(xp, sparse, w, dtype) * row_g
+            scale = target_scale
             if eps:
                 total_weight = num_classes if w is None else xp.sum(w)
-                scale = scale + eps / num_classes * total_weight * xp.astype(sparse.keep, dtype)
-            grad = p * scale[..., None] - xp.where(
-                sparse.onehot, ((1.0 - eps) * example_weight)[..., None], xp.zeros_like(p)
-            )
+                scale = scale + eps / num_classes * total_weight * keep * row_g
+            grad *= scale[..., None]
+            grad = add_at_index(xp, grad, sparse.index, -target_scale)
             if eps:
-                per_class = eps / num_classes if w is None else eps / num_classes * w
-                grad = grad - per_class * xp.astype(sparse.keep, dtype)[..., None]
-            grad = nan_where(xp, sparse.invalid, grad * g[..., None])
+                spread = (eps / num_classes * keep * row_g)[..., None]
+                grad -= spread if w is None else spread * w
+            # row_g's NaN does not survive XLA: it rewrites x * float(mask) as a select
+            grad = nan_where(xp, sparse.invalid, grad)
         else:
             t = move_class_axis_last(xp, targets, self.axis)
             a = dense_target_weights(
@@ -134,8 +147,10 @@ class SoftmaxCrossEntropy:
                 label_smoothing=eps,
                 dtype=dtype,
             )
-            grad = (p * xp.sum(a, axis=-1, keepdims=True) - a) * g[..., None]
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype)
+            row_g = g[..., None]
+            grad *= xp.sum(a, axis=-1, keepdims=True) * row_g
+            grad -= a * row_g
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
 
 
 def softmax_cross_entropy(
@@ -193,17 +208,12 @@ def softmax_cross_entropy(
 
 @dataclass(frozen=True)
 class SoftmaxInputs:
-    """Logits with the class axis last in the compute dtype, their log-normaliser and targets."""
+    """Log-probabilities with the class axis last, in the compute dtype, and the targets."""
 
-    z: Any  # (..., C)
-    lse: Any  # (...,)
+    log_p: Any  # (..., C) log-softmax of the logits
     a: Any  # (..., C) per-class target weights
     example_weight: Any | None  # (...,) for the weighted mean of class-index targets
     invalid: Any | None  # (...,) class index outside [0, C)
-
-    @property
-    def log_p(self) -> Any:
-        return self.z - self.lse[..., None]
 
 
 def softmax_inputs(
@@ -236,8 +246,7 @@ def softmax_inputs(
         dtype=dtype,
     )
     return SoftmaxInputs(
-        z=z,
-        lse=log_sum_exp(xp, z),
+        log_p=log_softmax(xp, z),
         a=a,
         example_weight=None if sparse is None else gathered_weight(xp, sparse, w, dtype),
         invalid=None if sparse is None else sparse.invalid,

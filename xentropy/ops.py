@@ -19,6 +19,7 @@ from ._focal import SigmoidFocalLoss, SoftmaxFocalLoss
 from ._information import InformationMeasure
 from ._linear import LinearCrossEntropy
 from ._namespace import compute_dtype, is_lazy, namespace_of
+from ._nll import NegativeLogLikelihood
 from ._poly import Poly1CrossEntropy
 from ._sigmoid import SigmoidCrossEntropy
 from ._softmax import SoftmaxCrossEntropy
@@ -37,6 +38,7 @@ __all__ = [
     "InformationMeasure",
     "LinearCrossEntropy",
     "LossOperator",
+    "NegativeLogLikelihood",
     "Poly1CrossEntropy",
     "SigmoidCrossEntropy",
     "SigmoidFocalLoss",
