@@ -21,6 +21,7 @@ from ._linear import LinearCrossEntropy
 from ._namespace import compute_dtype, is_lazy, namespace_of
 from ._nll import NegativeLogLikelihood
 from ._poly import Poly1CrossEntropy
+from ._probability_focal import BinaryFocalLoss, CategoricalFocalLoss
 from ._sigmoid import SigmoidCrossEntropy
 from ._softmax import SoftmaxCrossEntropy
 
@@ -34,7 +35,9 @@ def op_prediction_position(op: LossOperator, num_arrays: int) -> int:
 
 __all__ = [
     "BinaryCrossEntropy",
+    "BinaryFocalLoss",
     "CategoricalCrossEntropy",
+    "CategoricalFocalLoss",
     "InformationMeasure",
     "LinearCrossEntropy",
     "LossOperator",

@@ -1,0 +1,248 @@
+r"""``tf.nn``'s cross-entropy functions, computed by the xentropy core.
+
+Drop-in replacements for ``tf.nn.softmax_cross_entropy_with_logits``,
+``tf.nn.sparse_softmax_cross_entropy_with_logits``, ``tf.nn.sigmoid_cross_entropy_with_logits``
+and ``tf.nn.weighted_cross_entropy_with_logits``: the same names, signatures, argument order and
+defaults, per-example (unreduced) results in the dtype of ``logits``, with the core's analytic
+gradient registered through ``tf.custom_gradient``. They run eagerly, inside ``tf.function``
+(unknown ``None`` dimensions included) and under XLA (``jit_compile=True``), and never turn on
+TensorFlow's NumPy behaviour.
+
+Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platform-dependent):
+
+* **Targets are never broadcast.** ``labels`` must have exactly the shape of ``logits``
+  (``ValueError``); ``tf.nn.softmax_cross_entropy_with_logits`` silently broadcasts, e.g.
+  ``(N, 1)`` labels against ``(N, C)`` logits. The sparse function wants ``labels`` of the shape of
+  ``logits`` without the last axis, as ``tf.nn`` does.
+* **Out-of-range class indices** (sparse): eagerly a ``ValueError`` that shows the offending
+  value. Under ``tf.function`` and XLA values are not checked: such rows get a NaN loss and NaN
+  gradient row on every device. (``tf.nn`` raises on CPU, returns NaN on GPU and under XLA;
+  plain ``tf.gather`` would silently clamp under XLA.)
+* **Target values are validated eagerly**: ``ValueError`` for negative or NaN soft labels
+  (softmax), labels outside ``[0, 1]`` (sigmoid, weighted) and a negative or NaN ``pos_weight``,
+  where ``tf.nn`` returns a negative or meaningless loss. Label rows that do not sum to 1 are
+  accepted, as in ``tf.nn``. Under tracing these values are not checked.
+* **No gradient for labels or ``pos_weight``.** ``tf.nn`` also backpropagates into ``labels``
+  (``tf.nn.softmax_cross_entropy_with_logits`` documents it; the sigmoid functions do it through
+  their ops); here only ``logits`` gets a gradient, as if ``labels`` went through
+  ``tf.stop_gradient``.
+* **Gradients are the exact derivative** where ``tf.nn``'s are not: for label rows summing to
+  :math:`s \ne 1` the softmax gradient is :math:`s\,\mathrm{softmax}(z) - t` (``tf.nn``'s fused
+  kernel returns :math:`\mathrm{softmax}(z) - t`, which its docs call incorrect), and at
+  ``logits == 0`` exactly the weighted gradient is :math:`(1 - t)/2 - q t/2` (``tf.nn`` gives
+  :math:`1 - t`, from the zero subgradient of ``abs`` at 0).
+* **Label dtypes are cast, not required to match.** ``tf.nn``'s sigmoid functions need labels of
+  the logits' dtype and the sparse function ``int32``/``int64`` labels; here soft labels of any
+  real, integer or bool dtype are cast to the compute dtype, and class indices may be any integer
+  dtype (float class indices are a ``TypeError``).
+* **16-bit floats compute in float32** for all four functions and round the result (and
+  gradient) to the input dtype once. ``tf.nn`` does so for ``float16`` (``bfloat16`` too in the
+  dense softmax) but computes the sigmoid functions and sparse ``bfloat16`` in the 16-bit dtype,
+  so the two agree to the 16-bit dtype's rounding, not bit for bit.
+* **Rank mismatches** raise ``ValueError`` in the dense softmax too (labels of lower rank would
+  otherwise read as class indices).
+* **The class dimension must be known statically** (softmax functions): inside ``tf.function``
+  every other dimension may be ``None``, but ``logits.shape[axis]`` must be a number
+  (``ValueError`` otherwise); ``tf.nn`` also accepts an unknown class dimension.
+* A loss of exactly zero may come out as ``-0.0`` where ``tf.nn`` gives ``0.0``.
+* Error messages use the core's names: ``targets`` for ``labels``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from xentropy.ops import SigmoidCrossEntropy, SoftmaxCrossEntropy, as_broadcast_weight, namespace_of
+
+from ._custom_gradient import apply_op
+
+__all__ = [
+    "sigmoid_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits",
+    "sparse_softmax_cross_entropy_with_logits",
+    "weighted_cross_entropy_with_logits",
+]
+
+
+def _require_both(function: str, labels: Any, logits: Any) -> None:
+    if labels is None or logits is None:
+        raise ValueError(
+            f"Both `labels` and `logits` must be provided for {function}; "
+            f"got labels={labels!r} and logits={logits!r}"
+        )
+
+
+def _require_known_classes(logits: tf.Tensor, axis: int) -> None:
+    """The core needs the number of classes as a Python int (the batch dims may be unknown)."""
+    rank = logits.shape.rank
+    if rank is None:
+        raise ValueError("`logits` must have a statically known rank")
+    if isinstance(axis, int) and -rank <= axis < rank and logits.shape[axis] is None:
+        raise ValueError(
+            f"the class dimension (axis {axis}) of `logits` must be known statically; "
+            f"got shape {logits.shape} (other dimensions may be None)"
+        )
+
+
+def _require_rank(labels: tf.Tensor, rank: int, why: str) -> None:
+    if labels.shape.rank != rank:
+        raise ValueError(f"`labels` must have rank {rank} ({why}); got shape {labels.shape}")
+
+
+@tf.autograph.experimental.do_not_convert
+def softmax_cross_entropy_with_logits(
+    labels: Any, logits: Any, axis: int = -1, name: str | None = None
+) -> tf.Tensor:
+    r"""Softmax cross entropy between ``logits`` and class probabilities ``labels``.
+
+    .. math::
+
+        \ell = -\sum_c t_c \log \operatorname{softmax}(z)_c
+
+    over the class axis ``axis``; the core's ``SoftmaxCrossEntropy`` with probability targets.
+
+    Args:
+        labels: class probabilities of exactly the shape of ``logits`` (any real, integer or bool
+            dtype; cast). Rows need not sum to 1.
+        logits: unnormalised log probabilities, ``float16``, ``bfloat16``, ``float32`` or
+            ``float64``.
+        axis: the class axis.
+        name: a name scope for the operation.
+
+    Returns:
+        The per-example loss: the shape of ``logits`` without ``axis``, in the dtype of
+        ``logits``.
+
+    >>> import tensorflow as tf
+    >>> from xentropy.backends.tensorflow import nn
+    >>> nn.softmax_cross_entropy_with_logits(
+    ...     labels=[[1.0, 0.0, 0.0], [0.0, 0.8, 0.2]],
+    ...     logits=[[4.0, 2.0, 1.0], [0.0, 5.0, 1.0]]).numpy()
+    array([0.16984..., 0.82474...], dtype=float32)
+    """
+    _require_both("softmax_cross_entropy_with_logits", labels, logits)
+    with tf.name_scope(name or "softmax_cross_entropy_with_logits"):
+        logits = tf.convert_to_tensor(logits, name="logits")
+        labels = tf.convert_to_tensor(labels, name="labels")
+        _require_known_classes(logits, axis)
+        _require_rank(labels, logits.shape.rank, f"the rank of logits {logits.shape}")
+        op = SoftmaxCrossEntropy(axis=axis, reduction="none")
+        return apply_op(op, logits, labels, None)
+
+
+@tf.autograph.experimental.do_not_convert
+def sparse_softmax_cross_entropy_with_logits(
+    labels: Any, logits: Any, name: str | None = None
+) -> tf.Tensor:
+    r"""Softmax cross entropy between ``logits`` and integer class indices ``labels``.
+
+    .. math::
+
+        \ell = -\log \operatorname{softmax}(z)_y = \log \sum_c e^{z_c} - z_y
+
+    with classes along the last axis; the core's ``SoftmaxCrossEntropy`` with class indices.
+
+    Args:
+        labels: class indices in ``[0, num_classes)``, any integer dtype, of the shape of
+            ``logits`` without its last axis. Eagerly, other values raise ``ValueError``; while
+            tracing, their rows' loss and gradient are NaN.
+        logits: unnormalised log probabilities ``[d_0, ..., d_{r-1}, num_classes]``, a real
+            floating dtype.
+        name: a name scope for the operation.
+
+    Returns:
+        The per-example loss, of the shape of ``labels`` and the dtype of ``logits``.
+
+    >>> import tensorflow as tf
+    >>> from xentropy.backends.tensorflow import nn
+    >>> nn.sparse_softmax_cross_entropy_with_logits(
+    ...     labels=tf.constant([0, 3, 1]),
+    ...     logits=tf.constant([[2., -5., .5, -.1], [0., 0., 1.9, 1.4],
+    ...                         [-1., 1., -1., -1.]])).numpy()
+    array([0.29750..., 1.14483..., 0.34075...], dtype=float32)
+    """
+    _require_both("sparse_softmax_cross_entropy_with_logits", labels, logits)
+    with tf.name_scope(name or "SparseSoftmaxCrossEntropyWithLogits"):
+        logits = tf.convert_to_tensor(logits, name="logits")
+        labels = tf.convert_to_tensor(labels, name="labels")
+        _require_known_classes(logits, -1)
+        if logits.shape.rank == 0:
+            raise ValueError(f"`logits` cannot be a scalar; got logits={logits!r}")
+        _require_rank(labels, logits.shape.rank - 1, f"logits have shape {logits.shape}")
+        op = SoftmaxCrossEntropy(axis=-1, reduction="none")
+        return apply_op(op, logits, labels, None)
+
+
+@tf.autograph.experimental.do_not_convert
+def sigmoid_cross_entropy_with_logits(
+    labels: Any = None, logits: Any = None, name: str | None = None
+) -> tf.Tensor:
+    r"""Element-wise logistic loss of ``logits`` against ``labels`` in [0, 1].
+
+    .. math::
+
+        \ell = -t \log \sigma(x) - (1 - t) \log(1 - \sigma(x))
+             = (1 - t)\, x + \log(1 + e^{-x})
+
+    the core's ``SigmoidCrossEntropy`` (evaluated without overflow for any ``x``).
+
+    Args:
+        labels: targets of exactly the shape of ``logits`` (any real, integer or bool dtype).
+        logits: real floating scores, any shape.
+        name: a name scope for the operation.
+
+    Returns:
+        The element-wise loss, of the shape and dtype of ``logits``.
+
+    >>> import tensorflow as tf
+    >>> from xentropy.backends.tensorflow import nn
+    >>> nn.sigmoid_cross_entropy_with_logits(
+    ...     labels=tf.constant([0., 1., 0.5]), logits=tf.constant([1., -1., 0.])).numpy()
+    array([1.31326..., 1.31326..., 0.69314...], dtype=float32)
+    """
+    _require_both("sigmoid_cross_entropy_with_logits", labels, logits)
+    with tf.name_scope(name or "logistic_loss"):
+        logits = tf.convert_to_tensor(logits, name="logits")
+        labels = tf.convert_to_tensor(labels, name="labels")
+        return apply_op(SigmoidCrossEntropy(reduction="none"), logits, labels, None, None)
+
+
+@tf.autograph.experimental.do_not_convert
+def weighted_cross_entropy_with_logits(
+    labels: Any, logits: Any, pos_weight: Any, name: str | None = None
+) -> tf.Tensor:
+    r"""Element-wise logistic loss with the positive term weighted by ``pos_weight``.
+
+    .. math::
+
+        \ell = -q\, t \log \sigma(x) - (1 - t) \log(1 - \sigma(x))
+             = (1 - t)\, x + (1 + (q - 1)\, t) \log(1 + e^{-x})
+
+    the core's ``SigmoidCrossEntropy`` with ``pos_weight`` :math:`q`.
+
+    Args:
+        labels: targets of exactly the shape of ``logits`` (any real, integer or bool dtype).
+        logits: real floating scores, any shape.
+        pos_weight: the non-negative weight of the positive term: a number, or an array that
+            broadcasts to ``logits`` (e.g. one weight per class); cast to the compute dtype.
+        name: a name scope for the operation.
+
+    Returns:
+        The element-wise loss, of the shape and dtype of ``logits``.
+
+    >>> import tensorflow as tf
+    >>> from xentropy.backends.tensorflow import nn
+    >>> nn.weighted_cross_entropy_with_logits(
+    ...     labels=tf.constant([1., 0.5, 0.]), logits=tf.constant([1.5, -0.1, -10.]),
+    ...     pos_weight=tf.constant(1.5)).numpy()
+    array([3.02119...e-01, 8.80495...e-01, 4.53989...e-05], dtype=float32)
+    """
+    if pos_weight is None:
+        raise TypeError("pos_weight is required: a number or an array broadcasting to logits")
+    with tf.name_scope(name or "logistic_loss"):
+        logits = tf.convert_to_tensor(logits, name="logits")
+        labels = tf.convert_to_tensor(labels, name="labels")
+        weight = as_broadcast_weight(namespace_of(logits), pos_weight, logits)
+        return apply_op(SigmoidCrossEntropy(reduction="none"), logits, labels, weight, None)

@@ -1,0 +1,41 @@
+"""The PyTorch dialect of xentropy: ``torch.nn.functional`` and ``torch.nn`` losses, drop-in.
+
+Change one import to port code::
+
+    from xentropy.backends.torch import functional as F  # was: import torch.nn.functional as F
+    from xentropy.backends.torch import nn as xnn
+
+    loss = F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=0.1)
+    criterion = xnn.CrossEntropyLoss(weight=class_weight)
+
+Every loss keeps PyTorch's name, argument order and defaults (``ignore_index=-100``, the -100
+clamp of ``binary_cross_entropy``'s logs, legacy ``size_average`` / ``reduce``); the value and
+the gradient come from the xentropy core, the gradient through one ``torch.autograd.Function``
+running the core's analytic backward. It works eagerly and under ``torch.compile``. The
+deliberate differences from PyTorch (``ValueError`` on bad values, 0 gradient where the BCE log
+clamp is active, no gradient for targets and weights, ...) are listed in :mod:`.functional`.
+"""
+
+from __future__ import annotations
+
+from . import functional, nn
+from .functional import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    nll_loss,
+)
+from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "functional",
+    "nll_loss",
+    "nn",
+]

@@ -1,0 +1,222 @@
+"""``torch.nn.functional``'s cross-entropy losses, computed by the xentropy core.
+
+Same names, argument order and defaults as ``torch.nn.functional`` (PyTorch 2.x); the
+gradient with respect to ``input`` is the core's analytic backward, registered with autograd
+(:mod:`._autograd`). What maps to what:
+
+=========================================  =====================================================
+``cross_entropy`` (index targets)           ``SoftmaxCrossEntropy(axis=1 (0 for a (C,) input),
+                                            ignore_index, label_smoothing)``, ``weight`` as
+                                            ``class_weight``
+``cross_entropy`` (``target.shape ==        the same operator with probability targets;
+input.shape``: class probabilities)         ``ignore_index`` is not used (as in PyTorch)
+``nll_loss``                                ``NegativeLogLikelihood(axis=1 (0 for (C,)),
+                                            ignore_index)``: ``-weight[y] * input[y]``, no
+                                            normalisation of ``input``
+``binary_cross_entropy``                    ``BinaryCrossEntropy(epsilon=None,
+                                            log_floor=-100.0)`` (PyTorch's clamp of each log
+                                            at -100), ``weight`` as ``class_weight``
+``binary_cross_entropy_with_logits``        ``SigmoidCrossEntropy``, ``weight`` as
+                                            ``class_weight``, ``pos_weight`` as ``pos_weight``
+``size_average`` / ``reduce`` (legacy)      mapped to ``reduction`` by PyTorch's own
+                                            ``torch.nn._reduction.legacy_get_string`` (with its
+                                            deprecation warning), exactly as PyTorch does
+=========================================  =====================================================
+
+``reduction`` is one of PyTorch's ``"none"``, ``"mean"``, ``"sum"`` (``"mean"`` of class-index
+targets divides by the summed weight of the non-ignored targets, otherwise by the number of
+elements). A mean over nothing, an empty or fully ignored batch, is NaN as in PyTorch, and so
+is its gradient (PyTorch returns a 0 gradient for that NaN loss).
+
+Where this dialect deliberately differs from PyTorch (the core's contract wins):
+
+* Bad values raise ``ValueError`` from the core, eagerly, with the offending value: a class index
+  outside ``[0, C)`` that is not ``ignore_index`` (PyTorch: ``IndexError``), ``label_smoothing``
+  outside ``[0, 1]`` (PyTorch silently accepts negative values and raises ``RuntimeError`` above
+  1), negative ``weight`` / ``pos_weight`` (PyTorch accepts them and can return a negative or
+  meaningless weighted mean), ``binary_cross_entropy_with_logits`` targets outside ``[0, 1]``
+  (PyTorch returns negative losses), probabilities outside ``[0, 1]`` or NaN in
+  ``binary_cross_entropy`` (PyTorch: ``RuntimeError``).
+* Under ``torch.compile`` these value checks are skipped (reading values would break the graph);
+  a bad class index then gives NaN for its example, loss and gradient.
+* ``binary_cross_entropy`` at ``input`` exactly 0 or 1 (the value is PyTorch's, each log clamped
+  at -100): the gradient is that of the clamped loss, 0 through a clamped log and the plain
+  derivative of the other log (e.g. 1 at ``p = 0, t = 0``). PyTorch's backward divides
+  ``p - t`` by ``max(p (1 - p), 1e-12)`` instead: about ``+-1e12`` where a clamp is active, and 0
+  at ``p = t = 0`` or ``p = t = 1``.
+* Only ``input`` is differentiated. A ``target`` or weight that requires grad makes the backward
+  raise ``RuntimeError`` (PyTorch differentiates probability targets and BCE targets too); detach
+  it. The backward is not itself differentiable: a double backward raises.
+* Dtypes: the result (and the gradient) has the dtype of ``input``; 16-bit inputs are computed
+  in float32 and rounded once. Weights are cast to that compute dtype (PyTorch requires the
+  input's dtype); probability targets of another float dtype are cast (PyTorch promotes the
+  result). Class indices may have any integer dtype (PyTorch: int64 or uint8); one-hot targets
+  of ``cross_entropy`` and BCE targets may be bool or integer (cast; PyTorch raises).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import _reduction
+
+from xentropy import ops
+
+from ._autograd import apply
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll_loss",
+]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def resolve_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """PyTorch's rule: legacy ``size_average`` / ``reduce`` win over ``reduction`` when given."""
+    if size_average is not None or reduce is not None:
+        return _reduction.legacy_get_string(size_average, reduce)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"{reduction!r} is not a valid value for reduction; use one of {_REDUCTIONS}"
+        )
+    return reduction
+
+
+def _class_axis(input: torch.Tensor) -> int:
+    """PyTorch's layout: ``(N, C, d1, ...)`` has its classes on axis 1, a ``(C,)`` input on 0."""
+    return 0 if input.ndim == 1 else 1
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    r"""``torch.nn.functional.cross_entropy``: softmax cross entropy of logits ``input``.
+
+    .. math::
+
+        \ell_i = -\sum_c w_c \Big((1-\varepsilon)\, t_{ic} + \frac{\varepsilon}{C}\Big)
+        \log \operatorname{softmax}(x_i)_c
+
+    with :math:`t_i` the one-hot vector of class index ``target[i]`` or the given probabilities.
+
+    Args:
+        input: logits ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``.
+        target: class indices ``(N,)``, ``(N, d1, ...)`` or ``()``; or class probabilities with
+            the shape of ``input``.
+        weight: ``(C,)`` non-negative class weights.
+        size_average, reduce: deprecated; mapped to ``reduction`` as PyTorch does.
+        ignore_index: class index whose examples are skipped (index targets only).
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+        label_smoothing: :math:`\varepsilon \in [0, 1]`.
+
+    >>> import torch
+    >>> from xentropy.backends.torch import functional as F
+    >>> F.cross_entropy(torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0]))
+    tensor(0.1698)
+    """
+    probabilities = tuple(target.shape) == tuple(input.shape)
+    op = ops.SoftmaxCrossEntropy(
+        axis=_class_axis(input),
+        ignore_index=None if probabilities else ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=resolve_reduction(size_average, reduce, reduction),
+    )
+    w = ops.as_weight_array(ops.namespace_of(input), weight, input)
+    return apply(op, ("input", "target", "weight"), input, target, w)
+
+
+def nll_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""``torch.nn.functional.nll_loss``: :math:`\ell_i = -w_{y_i}\, x_{i y_i}`.
+
+    ``input`` holds log-probabilities (``log_softmax`` output; nothing is normalised here), with
+    the layouts of :func:`cross_entropy`; ``target`` holds class indices only.
+
+    >>> import torch
+    >>> from xentropy.backends.torch import functional as F
+    >>> F.nll_loss(torch.tensor([[-0.5, -1.0, -2.0]]), torch.tensor([1]))
+    tensor(1.)
+    """
+    op = ops.NegativeLogLikelihood(
+        axis=_class_axis(input),
+        ignore_index=ignore_index,
+        reduction=resolve_reduction(size_average, reduce, reduction),
+    )
+    w = ops.as_weight_array(ops.namespace_of(input), weight, input)
+    return apply(op, ("input", "target", "weight"), input, target, w)
+
+
+def binary_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""``torch.nn.functional.binary_cross_entropy`` of probabilities ``input``.
+
+    .. math::
+
+        \ell = -w \big[t \max(\log p, -100) + (1 - t) \max(\log(1 - p), -100)\big]
+
+    ``target`` has the shape of ``input``; ``weight`` broadcasts against it.
+
+    >>> import torch
+    >>> from xentropy.backends.torch import functional as F
+    >>> F.binary_cross_entropy(torch.tensor([0.5, 0.0]), torch.tensor([1.0, 1.0]))
+    tensor(50.3466)
+    """
+    op = ops.BinaryCrossEntropy(
+        epsilon=None,
+        log_floor=-100.0,
+        reduction=resolve_reduction(size_average, reduce, reduction),
+    )
+    w = ops.as_broadcast_weight(ops.namespace_of(input), weight, input)
+    return apply(op, ("input", "target", "weight"), input, target, w)
+
+
+def binary_cross_entropy_with_logits(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    .. math::
+
+        \ell = w \big[(1 - t)\, x + (1 + (\text{pw} - 1)\, t) \log(1 + e^{-x})\big]
+
+    evaluated without overflow for logits of any size. ``weight`` and ``pos_weight`` broadcast
+    against ``input`` (``pos_weight`` is typically ``(C,)``, one per class).
+
+    >>> import torch
+    >>> from xentropy.backends.torch import functional as F
+    >>> F.binary_cross_entropy_with_logits(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
+    tensor(1.4100)
+    """
+    op = ops.SigmoidCrossEntropy(reduction=resolve_reduction(size_average, reduce, reduction))
+    xp = ops.namespace_of(input)
+    pw = ops.as_broadcast_weight(xp, pos_weight, input)
+    w = ops.as_broadcast_weight(xp, weight, input)
+    return apply(op, ("input", "target", "pos_weight", "weight"), input, target, pw, w)
