@@ -431,18 +431,19 @@ def test_16_bit_inputs(torch, F, TF, name, dtype, reduction):
 
 
 def test_mean_over_nothing_is_nan(torch, F, TF):
-    """Empty batch and all-ignored batch: a NaN mean as in torch; our gradient is NaN too
-    (torch returns a 0 gradient for that NaN loss)."""
+    """Empty batch and all-ignored batch: a NaN mean with a zero gradient, as in torch."""
     x = torch.zeros(0, C, requires_grad=True)
     assert torch.isnan(F.cross_entropy(x, torch.zeros(0, dtype=torch.int64)))
     assert torch.isnan(TF.cross_entropy(x, torch.zeros(0, dtype=torch.int64)))
     x = torch.randn(3, C, dtype=torch.float64, requires_grad=True)
     y = torch.full((3,), -100)
-    for fn in (F.cross_entropy, F.nll_loss):
-        loss = fn(x, y)
+    for ours, theirs in ((F.cross_entropy, TF.cross_entropy), (F.nll_loss, TF.nll_loss)):
+        loss = ours(x, y)
         assert torch.isnan(loss)
         (grad,) = torch.autograd.grad(loss, x)
-        assert torch.isnan(grad).all()
+        (their_grad,) = torch.autograd.grad(theirs(x, y), x)
+        assert torch.equal(grad, torch.zeros_like(x))
+        assert torch.equal(grad, their_grad)
     assert torch.equal(F.cross_entropy(x, y, reduction="sum"), torch.zeros((), dtype=x.dtype))
 
 

@@ -12,7 +12,8 @@ With per-example losses :math:`\ell_i` and target weights :math:`w_i`:
 ``mean`` is PyTorch's weighted mean (``w_i`` is the class weight of a non-ignored target, 0 for
 an ignored one, 1 where there are no per-target weights); ``sum_over_batch_size`` is Keras's
 (``n`` counts every per-example element). A zero denominator (empty or fully ignored batch)
-gives NaN, computed without a division by zero so that NumPy raises no warning.
+gives NaN, computed without a division by zero so that NumPy raises no warning, and its
+gradient is zero (as in PyTorch).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def element_count(xp: Any, x: Any, dtype: Any) -> Any:
     return xp.sum(xp.ones_like(x, dtype=dtype))
 
 
-def _safe_divide(xp: Any, numerator: Any, denominator: Any) -> Any:
+def _safe_divide(xp: Any, numerator: Any, denominator: Any, if_zero: float = math.nan) -> Any:
     zero = denominator == 0
     quotient = numerator / xp.where(zero, xp.ones_like(denominator), denominator)
-    return xp.where(zero, xp.full_like(quotient, math.nan), quotient)
+    return xp.where(zero, xp.full_like(quotient, if_zero), quotient)
 
 
 def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> tuple[Any, Any]:
@@ -51,7 +52,11 @@ def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> 
 
 
 def reduce_backward(xp: Any, cotangent: Any, denominator: Any | None, reduction: str) -> Any:
-    """Per-example cotangent from the cotangent of the reduced loss (broadcasts against losses)."""
+    """Per-example cotangent from the cotangent of the reduced loss (broadcasts against losses).
+
+    A zero denominator means no example carries weight: the (NaN) mean then gets a zero
+    gradient, as in PyTorch, so that a fully padded batch cannot poison the parameters.
+    """
     if reduction in ("none", "sum"):
         return cotangent
-    return _safe_divide(xp, cotangent, denominator)
+    return _safe_divide(xp, cotangent, denominator, if_zero=0.0)

@@ -25,8 +25,8 @@ input.shape``: class probabilities)         ``ignore_index`` is not used (as in 
 
 ``reduction`` is one of PyTorch's ``"none"``, ``"mean"``, ``"sum"`` (``"mean"`` of class-index
 targets divides by the summed weight of the non-ignored targets, otherwise by the number of
-elements). A mean over nothing, an empty or fully ignored batch, is NaN as in PyTorch, and so
-is its gradient (PyTorch returns a 0 gradient for that NaN loss).
+elements). A mean over nothing, an empty or fully ignored batch, is NaN with a zero gradient,
+as in PyTorch.
 
 Where this dialect deliberately differs from PyTorch (the core's contract wins):
 
