@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from ._checks import check_range
-from ._namespace import is_lazy, namespace_of
+from ._namespace import compute_dtype, device_of, is_lazy, namespace_of
 
 Scheme = Literal["inverse", "log_inverse", "effective_number"]
 SCHEMES = ("inverse", "log_inverse", "effective_number")
@@ -60,7 +61,10 @@ def class_weights(
             f"counts must be one-dimensional (one count per class); got shape {counts.shape}"
         )
     if not xp.isdtype(counts.dtype, "real floating"):
-        counts = xp.astype(counts, xp.float64 if _has_float64(xp) else xp.float32)
+        float64 = _has_float64(xp, device_of(xp, counts))
+        counts = xp.astype(counts, xp.float64 if float64 else xp.float32)
+    dtype = counts.dtype
+    counts = xp.astype(counts, compute_dtype(xp, dtype), copy=False)
     if not is_lazy(counts):
         check_range(xp, counts, "counts", low=0.0)
         empty = xp.astype(counts == 0, xp.int8)
@@ -75,16 +79,19 @@ def class_weights(
         weights = xp.log(xp.sum(counts) / counts)
         weights = xp.maximum(weights, xp.ones_like(weights))
     else:
-        weights = (1.0 - beta) / (1.0 - xp.asarray(beta, dtype=counts.dtype) ** counts)
+        # 1 - beta**n as -expm1(n log beta), log beta in Python's double precision: rounding
+        # beta to float32 first would cost ~n * 1e-8 relative error in beta**n
+        log_beta = math.log(beta) if beta > 0.0 else -math.inf
+        weights = (1.0 - beta) / -xp.expm1(counts * log_beta)
         weights = weights * (counts.shape[0] / xp.sum(weights))
     if normalize:
         weights = weights / xp.max(weights)
-    return weights
+    return xp.astype(weights, dtype, copy=False)
 
 
-def _has_float64(xp: Any) -> bool:
+def _has_float64(xp: Any, device: Any) -> bool:
     try:
-        xp.zeros(1, dtype=xp.float64)
+        xp.zeros(1, dtype=xp.float64, device=device)
     except Exception:
         return False
     return True
