@@ -1,0 +1,83 @@
+r"""The JAX dialect of xentropy: optax's classification losses, computed by the xentropy core.
+
+Porting code means changing one import::
+
+    import optax                                  # before
+    from xentropy.backends import jax as optax    # after (for the functions below)
+
+=============================================  ================================================
+this module                                    optax (0.2.8) / xentropy core operator
+=============================================  ================================================
+``softmax_cross_entropy``                      ``optax.softmax_cross_entropy`` /
+                                               ``SoftmaxCrossEntropy`` (probability targets)
+``safe_softmax_cross_entropy``                 ``optax.safe_softmax_cross_entropy`` / the same
+``softmax_cross_entropy_with_integer_labels``  ``optax.softmax_cross_entropy_with_integer_labels``
+                                               / ``SoftmaxCrossEntropy`` (class indices)
+``sigmoid_binary_cross_entropy``               ``optax.sigmoid_binary_cross_entropy`` /
+                                               ``SigmoidCrossEntropy``
+``sigmoid_focal_loss``                         ``optax.sigmoid_focal_loss`` / ``SigmoidFocalLoss``
+``poly_loss_cross_entropy``                    ``optax.losses.poly_loss_cross_entropy`` /
+                                               ``Poly1CrossEntropy``
+``apply_op(op, *arrays, validate=True)``       any operator of ``xentropy.ops`` (shared with the
+                                               Keras adapter on the JAX backend)
+=============================================  ================================================
+
+Names, argument order, keyword-only markers and defaults are optax's; each function returns
+per-example losses as optax does (the core runs with ``reduction="none"``) and takes one extra
+keyword-only argument, ``validate=True``. Gradients are the core's analytic backward, registered
+with ``jax.custom_vjp`` (JAX never differentiates through the forward); ``jax.jit``,
+``jax.vmap`` and ``jax.grad`` work.
+
+Where the results differ from optax (each difference is tested in
+``tests/test_jax_adapter.py``; the ids refer to ``reference/anchors-bad-input.md``):
+
+* **Out-of-range integer labels** (S02-S05). On concrete inputs (eager calls, an eager
+  ``jax.grad`` included) a label outside ``[0, C)`` raises ValueError. Under ``jax.jit`` or
+  ``jax.vmap`` that example's loss *and its gradient row* are NaN. optax returns a NaN loss with
+  a finite gradient for a label ``>= C`` or ``-100``, and silently wraps ``-1`` to the last
+  class.
+* **Shapes**: labels must have the shape of the logits exactly (class indices: without the class
+  axes); they are never broadcast (ValueError). optax broadcasts, which turns ``(N,)`` against
+  ``(N, 1)`` into an ``(N, N)`` result (B02, B03, D04, S10).
+* **Label values**: on concrete inputs, probability labels must be ``>= 0`` and sigmoid / focal
+  labels in ``[0, 1]`` (ValueError); optax computes with any value (negative losses, B04, D06).
+* **-inf logits**: a ``-inf`` logit under a zero label contributes :math:`0 \log 0 = 0` in
+  ``softmax_cross_entropy`` and ``poly_loss_cross_entropy``, as in
+  ``optax.safe_softmax_cross_entropy``; optax's ``softmax_cross_entropy`` and
+  ``poly_loss_cross_entropy`` give NaN there (D07).
+* **where**: the same result and gradient as optax for masked examples and masked classes,
+  except that a class-index label on a masked-out class of a kept example gives ``+inf`` (the
+  label has probability 0), where optax returns the log-sum-exp of the kept classes minus the
+  masked logit. ``poly_loss_cross_entropy`` also accepts a per-example mask (optax raises).
+* **16-bit inputs** are computed in float32 and rounded once to the input dtype; optax computes
+  in the input dtype.
+* **Static options**: ``alpha``, ``gamma`` and ``epsilon`` must be Python numbers or concrete
+  0-d arrays (they are compiled into the loss); optax also takes per-element and traced arrays.
+* **Gradients** are taken with respect to the logits only. Differentiating with respect to
+  floating labels raises TypeError (optax differentiates through them); wrap fixed soft targets
+  in ``jax.lax.stop_gradient``. Integer labels get ``float0`` zero cotangents. Forward-mode
+  differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) is not available, as for any
+  ``jax.custom_vjp``.
+* ``poly_loss_cross_entropy`` accepts integer and bool one-hot labels (optax raises TypeError).
+"""
+
+from ._custom_vjp import apply_op, gradient_positions
+from .losses import (
+    poly_loss_cross_entropy,
+    safe_softmax_cross_entropy,
+    sigmoid_binary_cross_entropy,
+    sigmoid_focal_loss,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+)
+
+__all__ = [
+    "apply_op",
+    "gradient_positions",
+    "poly_loss_cross_entropy",
+    "safe_softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+]
