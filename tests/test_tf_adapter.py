@@ -495,11 +495,15 @@ def test_apply_op_validate_false_gives_nan_rows(tf, xtf):
     assert np.isfinite(loss.numpy()[0]) and np.isnan(loss.numpy()[1])
 
 
-def test_apply_op_rejects_linear_cross_entropy(tf, xtf):
-    with pytest.raises(NotImplementedError, match="LinearCrossEntropy"):
-        xtf.apply_op(
-            ops.LinearCrossEntropy(), tf.zeros([2, 3]), tf.zeros([4, 3]), tf.constant([0, 1]), None
-        )
+def test_apply_op_differentiates_all_three_inputs_of_linear_cross_entropy(tf, xtf):
+    """``LinearCrossEntropy`` gets gradients for hidden, weight and bias, none for targets."""
+    hidden, weight, bias = tf.ones([2, 3]), tf.ones([4, 3]), tf.zeros([4])
+    targets = tf.constant([0, 1])
+    with tf.GradientTape() as tape:
+        tape.watch([hidden, weight, targets, bias])
+        loss = xtf.apply_op(ops.LinearCrossEntropy(), hidden, weight, targets, bias)
+    grads = tape.gradient(loss, [hidden, weight, targets, bias])
+    assert [g is None for g in grads] == [False, False, True, False]
 
 
 # --- package ----------------------------------------------------------------------------------

@@ -27,10 +27,23 @@ from ._softmax import SoftmaxCrossEntropy
 
 
 def op_prediction_position(op: LossOperator, num_arrays: int) -> int:
-    """Index, among the arrays given to ``op.forward``, of the one the gradient is taken for."""
+    """Index, among the arrays given to ``op.forward``, of the prediction."""
     if isinstance(op, InformationMeasure) and op.measure != "entropy":
         return 1
     return 0
+
+
+def op_gradient_positions(op: LossOperator, num_arrays: int) -> tuple[int, ...]:
+    """Indices, among the arrays given to ``op.forward``, that ``op.backward`` differentiates.
+
+    One position (the prediction) for every operator but ``LinearCrossEntropy``, whose backward
+    returns the tuple of gradients of ``(hidden, weight, bias)``: positions 0, 1 and 3 of
+    ``(hidden, weight, targets, bias)``. ``op.backward`` returns a tuple exactly when there
+    is more than one position.
+    """
+    if isinstance(op, LinearCrossEntropy):
+        return (0, 1, 3)
+    return (op_prediction_position(op, num_arrays),)
 
 
 __all__ = [
@@ -54,5 +67,6 @@ __all__ = [
     "evaluate",
     "is_lazy",
     "namespace_of",
+    "op_gradient_positions",
     "op_prediction_position",
 ]

@@ -61,7 +61,8 @@ Where the results differ from optax (each difference is tested in
 * ``poly_loss_cross_entropy`` accepts integer and bool one-hot labels (optax raises TypeError).
 """
 
-from ._custom_vjp import apply_op, gradient_positions
+from ._custom_vjp import apply_op
+from .fused import linear_cross_entropy
 from .losses import (
     poly_loss_cross_entropy,
     safe_softmax_cross_entropy,
@@ -73,7 +74,7 @@ from .losses import (
 
 __all__ = [
     "apply_op",
-    "gradient_positions",
+    "linear_cross_entropy",
     "poly_loss_cross_entropy",
     "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",

@@ -30,18 +30,6 @@ from xentropy import ops
 _Layout = tuple[int, tuple[int, ...]]
 
 
-def gradient_positions(op: ops.LossOperator, num_arrays: int) -> tuple[int, ...]:
-    """Indices, among the arrays given to ``op.forward``, that ``op.backward`` differentiates.
-
-    Every operator differentiates its prediction (``ops.op_prediction_position``), except
-    ``LinearCrossEntropy``, whose backward returns the gradients of ``(hidden, weight, bias)``,
-    the arrays at positions 0, 1 and 3 of ``(hidden, weight, targets, bias)``.
-    """
-    if isinstance(op, ops.LinearCrossEntropy):
-        return (0, 1, 3)
-    return (ops.op_prediction_position(op, num_arrays),)
-
-
 def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> None:
     """Static checks always; value checks whenever every value they read is concrete.
 
@@ -79,7 +67,7 @@ def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.A
     """
     converted = tuple(None if a is None else jnp.asarray(a) for a in arrays)
     _check(op, converted, validate)
-    layout = (len(converted), gradient_positions(op, len(converted)))
+    layout = (len(converted), ops.op_gradient_positions(op, len(converted)))
     return _run(op, layout, *converted)
 
 

@@ -7,6 +7,8 @@
 * :func:`apply_op`: any core operator of ``xentropy.ops`` as a TensorFlow loss whose gradient is
   the operator's analytic backward (``tf.custom_gradient``); the Keras adapter uses it on the
   TensorFlow backend.
+* :func:`linear_cross_entropy` (:mod:`.fused`): the final projection fused with the softmax
+  cross entropy, never materialising the ``(N, V)`` logits.
 * ``namespace``: the Array API namespace over ``tf`` through which the core accepts
   ``tf.Tensor`` inputs.
 
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import nn
     from ._custom_gradient import apply_op
+    from .fused import linear_cross_entropy
 
-__all__ = ["apply_op", "nn"]
+__all__ = ["apply_op", "linear_cross_entropy", "nn"]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +34,8 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"{__name__}.nn")
     if name == "apply_op":
         return importlib.import_module(f"{__name__}._custom_gradient").apply_op
+    if name == "linear_cross_entropy":
+        return importlib.import_module(f"{__name__}.fused").linear_cross_entropy
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

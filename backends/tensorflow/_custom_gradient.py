@@ -13,20 +13,25 @@ from typing import Any
 
 import tensorflow as tf
 
-from xentropy.ops import LinearCrossEntropy, LossOperator, check_inputs, op_prediction_position
+from xentropy.ops import (
+    LossOperator,
+    check_inputs,
+    op_gradient_positions,
+    op_prediction_position,
+)
 
 
 @tf.autograph.experimental.do_not_convert
 def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor:
     """The loss ``op.forward(xp, *arrays)``, differentiable for TensorFlow's autodiff.
 
-    The gradient is registered for the prediction only (``arrays[op_prediction_position(op)]``:
-    the logits or probabilities; ``q`` of the information measures); every other input
-    (targets, weights) gets ``None``, i.e. no gradient.
+    The gradient is registered for the inputs of ``op_gradient_positions(op)``: the prediction
+    (the logits or probabilities; ``q`` of the information measures), or the hidden states,
+    weight and bias of ``LinearCrossEntropy``; every other input (targets, weights) gets
+    ``None``, i.e. no gradient.
 
     Args:
-        op: a loss operator of ``xentropy.ops`` (all but ``LinearCrossEntropy``, whose backward
-            returns three gradients).
+        op: a loss operator of ``xentropy.ops``.
         *arrays: the operator's ``forward`` arguments in order; ``None`` for an absent optional
             array. Anything else is converted with ``tf.convert_to_tensor`` (a ``tf.Variable``
             is read, so that the tape still reaches it).
@@ -36,13 +41,10 @@ def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor
     Returns:
         The loss, a ``tf.Tensor`` in the prediction's dtype.
     """
-    if isinstance(op, LinearCrossEntropy):
-        raise NotImplementedError(
-            "apply_op registers one gradient (the prediction's); LinearCrossEntropy has three"
-        )
     tensors = [None if a is None else tf.convert_to_tensor(a) for a in arrays]
-    position = op_prediction_position(op, len(tensors))
-    xp = check_inputs(op, *tensors, prediction=tensors[position], validate=validate)
+    prediction = tensors[op_prediction_position(op, len(tensors))]
+    positions = op_gradient_positions(op, len(tensors))
+    xp = check_inputs(op, *tensors, prediction=prediction, validate=validate)
     # tf.custom_gradient takes tensors only: the absent (None) arrays are put back inside.
     present = [i for i, t in enumerate(tensors) if t is not None]
 
@@ -54,8 +56,10 @@ def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor
         loss, residuals = op.forward(xp, *full)
 
         def gradient(upstream: tf.Tensor) -> list[tf.Tensor | None]:
-            grad = op.backward(xp, residuals, upstream)
-            return [grad if i == position else None for i in present]
+            computed = op.backward(xp, residuals, upstream)
+            grads = (computed,) if len(positions) == 1 else computed
+            by_position = dict(zip(positions, grads, strict=True))
+            return [by_position.get(i) for i in present]
 
         return loss, gradient
 

@@ -14,6 +14,8 @@ the gradient come from the xentropy core, the gradient through one ``torch.autog
 running the core's analytic backward. It works eagerly and under ``torch.compile``. The
 deliberate differences from PyTorch (``ValueError`` on bad values, 0 gradient where the BCE log
 clamp is active, no gradient for targets and weights, ...) are listed in :mod:`.functional`.
+:func:`linear_cross_entropy` (:mod:`.fused`) fuses ``F.linear`` with ``F.cross_entropy`` for
+large vocabularies.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .functional import (
     cross_entropy,
     nll_loss,
 )
+from .fused import linear_cross_entropy
 from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "functional",
+    "linear_cross_entropy",
     "nll_loss",
     "nn",
 ]

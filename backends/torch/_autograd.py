@@ -7,7 +7,8 @@ mode, so no graph is recorded through it) and whose ``backward`` is the operator
 ``backward``. The operator is a frozen dataclass of static options and travels on ``ctx``; the
 tensors among its residuals are saved with ``ctx.save_for_backward``.
 
-Only the prediction (``op_prediction_position``) gets a gradient. Another input that needs one
+Only the inputs of ``op_gradient_positions`` get a gradient (the prediction; the hidden states,
+weight and bias of ``LinearCrossEntropy``). Another input that needs one
 (targets, weights) makes ``backward`` raise ``RuntimeError`` naming it, as PyTorch does for a
 derivative it does not implement; inputs that need none get ``None``.
 
@@ -44,46 +45,51 @@ class CoreLoss(torch.autograd.Function):
         xp = ops.namespace_of(*arrays)
         loss, residuals = op.forward(xp, *arrays)
         is_tensor = tuple(isinstance(r, torch.Tensor) for r in residuals)
-        prediction = arrays[ops.op_prediction_position(op, len(arrays))]
-        ctx.save_for_backward(
-            prediction, *(r for r, t in zip(residuals, is_tensor, strict=True) if t)
-        )
+        positions = ops.op_gradient_positions(op, len(arrays))
+        saved = [r for r, t in zip(residuals, is_tensor, strict=True) if t]
+        ctx.save_for_backward(*saved, *(arrays[p] for p in positions))
+        ctx.num_residuals = len(saved)
         ctx.constants = tuple(None if t else r for r, t in zip(residuals, is_tensor, strict=True))
         ctx.is_tensor = is_tensor
         ctx.op = op
         ctx.names = names
-        ctx.prediction = ops.op_prediction_position(op, len(arrays))
+        ctx.positions = positions
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         needs = ctx.needs_input_grad[2:]
         for position, needed in enumerate(needs):
-            if needed and position != ctx.prediction:
+            if needed and position not in ctx.positions:
                 raise RuntimeError(
                     f"xentropy.backends.torch: the derivative for {ctx.names[position]!r} is "
                     "not implemented (only the prediction gets a gradient); detach it"
                 )
         grads: list[torch.Tensor | None] = [None] * (2 + len(needs))
-        if needs[ctx.prediction]:
-            prediction, *saved = ctx.saved_tensors
-            tensors = iter(saved)
+        if any(needs[p] for p in ctx.positions):
+            saved = ctx.saved_tensors
+            inputs = saved[ctx.num_residuals :]
+            tensors = iter(saved[: ctx.num_residuals])
             residuals = tuple(
                 next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)
             )
             with torch.no_grad():
-                grad = ctx.op.backward(ops.namespace_of(grad_output), residuals, grad_output)
-            if torch.is_grad_enabled():
-                grad = NotTwiceDifferentiable.apply(grad, prediction)
-            grads[2 + ctx.prediction] = grad
+                computed = ctx.op.backward(ops.namespace_of(grad_output), residuals, grad_output)
+            if len(ctx.positions) == 1:
+                computed = (computed,)
+            for position, grad, given in zip(ctx.positions, computed, inputs, strict=True):
+                if grad is not None and needs[position]:
+                    if torch.is_grad_enabled():
+                        grad = NotTwiceDifferentiable.apply(grad, given)
+                    grads[2 + position] = grad
         return tuple(grads)
 
 
 class NotTwiceDifferentiable(torch.autograd.Function):
-    """Identity on a gradient, recorded against the prediction; its backward raises."""
+    """Identity on a gradient, recorded against its input; its backward raises."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, grad: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: FunctionCtx, grad: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
         return grad.clone()
 
     @staticmethod

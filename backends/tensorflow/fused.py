@@ -1,0 +1,44 @@
+"""Fused linear cross entropy for TensorFlow: the projection and the loss without the logits.
+
+``tf.nn`` has no such function; this one keeps the core's signature and registers the core's
+chunked backward for ``hidden``, ``weight`` and ``bias`` through ``tf.custom_gradient``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from xentropy.ops import LinearCrossEntropy
+
+from ._custom_gradient import apply_op
+
+
+def linear_cross_entropy(
+    hidden: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any | None = None,
+    chunk_size: int | None = None,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> tf.Tensor:
+    """:func:`xentropy.linear_cross_entropy` on tensors, differentiable with ``tf.GradientTape``.
+
+    The leading dimensions of ``hidden`` must be known (the chunks are sliced statically).
+    """
+    op = LinearCrossEntropy(
+        chunk_size=chunk_size,
+        softcap=softcap,
+        z_loss=z_loss,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+    )
+    return apply_op(op, hidden, weight, targets, bias, validate=validate)
