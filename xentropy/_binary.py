@@ -7,7 +7,7 @@ from typing import Any
 
 from ._categorical import check_epsilon, clip_probabilities
 from ._checks import check_range, check_reduction
-from ._class_targets import safe_weighted_log
+from ._class_targets import cast_weight, nan_outside, safe_weighted_log
 from ._elementwise_targets import (
     as_broadcast_weight,
     check_elementwise_targets,
@@ -48,7 +48,8 @@ class BinaryCrossEntropy:
 
     def _logs(self, xp: Any, probs: Any) -> tuple[Any, Any, Any, Any | None]:
         dtype = compute_dtype(xp, probs.dtype)
-        p, passes = clip_probabilities(xp, xp.astype(probs, dtype, copy=False), self.epsilon)
+        p = nan_outside(xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0)
+        p, passes = clip_probabilities(xp, p, self.epsilon)
         return p, xp.log(p), xp.log1p(-p), passes
 
     def forward(
@@ -61,7 +62,7 @@ class BinaryCrossEntropy:
         t = smoothed_targets(xp, targets, self.label_smoothing, p.dtype)
         losses = -(safe_weighted_log(xp, t, log_p) + safe_weighted_log(xp, 1.0 - t, log_q))
         if class_weight is not None:
-            losses = losses * class_weight
+            losses = losses * cast_weight(xp, class_weight, p.dtype)
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
         return xp.astype(loss, probs.dtype), (probs, targets, class_weight, denominator)
 
@@ -81,7 +82,7 @@ class BinaryCrossEntropy:
         if passes is not None:
             grad = xp.where(passes, grad, zero)
         if class_weight is not None:
-            grad = grad * class_weight
+            grad = grad * cast_weight(xp, class_weight, p.dtype)
         grad = grad * reduce_backward(
             xp, xp.astype(cotangent, p.dtype), denominator, self.reduction
         )

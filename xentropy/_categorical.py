@@ -8,12 +8,14 @@ from typing import Any
 from ._checks import check_range, check_reduction
 from ._class_targets import (
     as_weight_array,
+    cast_weight,
     check_class_targets,
     dense_target_weights,
     gathered_weight,
     is_sparse,
     move_class_axis_back,
     move_class_axis_last,
+    nan_rows_outside,
     nan_where,
     sparse_targets,
     xlogy,
@@ -27,7 +29,7 @@ def clip_probabilities(xp: Any, p: Any, epsilon: float | None) -> tuple[Any, Any
     """``clip(p, epsilon, 1 - epsilon)`` and where the gradient passes (None: everywhere)."""
     if not epsilon:
         return p, None
-    passes = (p >= epsilon) & (p <= 1.0 - epsilon)
+    passes = ~((p < epsilon) | (p > 1.0 - epsilon))  # NaN passes: its gradient stays NaN
     return xp.clip(p, epsilon, 1.0 - epsilon), passes
 
 
@@ -72,7 +74,8 @@ class CategoricalCrossEntropy:
     def _prepared(self, xp: Any, probs: Any, targets: Any, class_weight: Any | None) -> Any:
         dtype = compute_dtype(xp, probs.dtype)
         q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
-        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        q = nan_rows_outside(xp, q, 0.0, None if self.normalize else 1.0)
+        w = cast_weight(xp, class_weight, dtype)
         num_classes = q.shape[-1]
         total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
         if total is not None:
@@ -113,7 +116,10 @@ class CategoricalCrossEntropy:
             xp, probs, targets, class_weight
         )
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        grad = -a / clipped
+        # d(a log q)/dq = a / q, and 0 where a == 0 (the forward's 0 log 0 = 0), also at q == 0
+        zero_weight = a == 0
+        safe = xp.where(zero_weight, xp.ones_like(clipped), clipped)
+        grad = xp.where(zero_weight, xp.zeros_like(a), -a / safe)
         if passes is not None:
             grad = xp.where(passes, grad, xp.zeros_like(grad))
         if total is not None:

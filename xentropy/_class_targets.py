@@ -190,12 +190,49 @@ def dense_target_weights(
         t = xp.astype(sparse.onehot(xp), dtype) * xp.astype(sparse.keep, dtype)[..., None]
         keep = xp.astype(sparse.keep, dtype)[..., None]
     else:
-        t = xp.astype(targets, dtype)
+        t = nan_outside(xp, xp.astype(targets, dtype), low=0.0)
         keep = None
     if label_smoothing:
         smooth = label_smoothing / num_classes
         t = (1.0 - label_smoothing) * t + (smooth if keep is None else smooth * keep)
     return t if class_weight is None else t * class_weight
+
+
+def _inside(x: Any, low: float | None, high: float | None) -> Any | None:
+    ok = None if low is None else x >= low
+    if high is not None:
+        ok = x <= high if ok is None else ok & (x <= high)
+    return ok
+
+
+def nan_outside(xp: Any, x: Any, low: float | None = None, high: float | None = None) -> Any:
+    """``x`` with NaN wherever it lies outside ``[low, high]`` (an open end where None).
+
+    The value checks reject such entries eagerly. Where they do not run (under tracing, or with
+    ``validate=False``) the entries become NaN, so that the loss and the gradient they reach are
+    NaN instead of a finite number computed from invalid input.
+    """
+    ok = _inside(x, low, high)
+    return x if ok is None else xp.where(ok, x, xp.full_like(x, float("nan")))
+
+
+def nan_rows_outside(xp: Any, x: Any, low: float | None, high: float | None) -> Any:
+    """``x`` with NaN in every row (last axis) that has an entry outside ``[low, high]`` or NaN.
+
+    For probability vectors: an invalid entry where the target weight is 0 would otherwise be
+    dropped by ``0 * log q = 0`` and leave the row's loss finite.
+    """
+    ok = _inside(x, low, high)
+    if ok is None:
+        return x
+    return xp.where(xp.all(ok, axis=-1, keepdims=True), x, xp.full_like(x, float("nan")))
+
+
+def cast_weight(xp: Any, weight: Any | None, dtype: Any) -> Any | None:
+    """A weight array (class_weight, alpha, pos_weight) in ``dtype``, NaN where negative."""
+    if weight is None:
+        return None
+    return nan_outside(xp, xp.astype(weight, dtype, copy=False), low=0.0)
 
 
 def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:

@@ -11,6 +11,7 @@ from ._checks import (
     check_unit_interval,
     format_shape,
 )
+from ._class_targets import nan_outside
 from ._namespace import compute_dtype, device_of
 
 
@@ -63,7 +64,7 @@ def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
 
 def smoothed_targets(xp: Any, targets: Any, label_smoothing: float, dtype: Any) -> Any:
     r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`."""
-    t = xp.astype(targets, dtype)
+    t = nan_outside(xp, xp.astype(targets, dtype), 0.0, 1.0)  # NaN where the check would raise
     if label_smoothing:
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return t

@@ -8,6 +8,7 @@ from typing import Any
 from ._checks import check_finite_number, check_reduction
 from ._class_targets import (
     as_weight_array,
+    cast_weight,
     check_class_targets,
     check_class_weight,
     move_class_axis_back,
@@ -75,7 +76,7 @@ class SoftmaxFocalLoss:
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
         )
-        a = inputs.a if alpha is None else inputs.a * xp.astype(alpha, inputs.a.dtype)
+        a = inputs.a if alpha is None else inputs.a * cast_weight(xp, alpha, inputs.a.dtype)
         log_p = inputs.log_p
         one_minus_p = -xp.expm1(log_p)
         return inputs, a, log_p, one_minus_p

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._checks import check_floating, check_range, check_reduction, check_same_shape, normalize_axis
-from ._class_targets import move_class_axis_back, move_class_axis_last, xlogy
+from ._class_targets import move_class_axis_back, move_class_axis_last, nan_rows_outside, xlogy
 from ._evaluate import evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
@@ -44,7 +44,8 @@ class InformationMeasure:
                 check_range(xp, q, "q", low=0.0, high=1.0)
 
     def _moved(self, xp: Any, x: Any, dtype: Any) -> Any:
-        return xp.astype(move_class_axis_last(xp, x, self.axis), dtype, copy=False)
+        x = xp.astype(move_class_axis_last(xp, x, self.axis), dtype, copy=False)
+        return nan_rows_outside(xp, x, 0.0, 1.0)  # NaN rows where the value check would raise
 
     def forward(self, xp: Any, p: Any, q: Any = None) -> tuple[Any, tuple[Any, ...]]:
         prediction = p if q is None else q

@@ -22,6 +22,10 @@ def _is_torch(xp: Any) -> bool:
     return array_api_compat.is_torch_namespace(xp)
 
 
+def _is_numpy(xp: Any) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
 def _is_tensorflow(xp: Any) -> bool:
     return getattr(xp, "__name__", None) == _TF_NAMESPACE
 
@@ -43,7 +47,7 @@ def log_sum_exp(xp: Any, z: Any) -> tuple[Any, Any]:
     """
     m = xp.max(z, axis=-1, keepdims=True)
     shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    s = xp.log(xp.sum(xp.exp(z - shift), axis=-1))
+    s = xp.log(xp.sum(_exp_of_fresh(xp, z - shift), axis=-1))
     s = xp.where(m[..., 0] == float("inf"), xp.full_like(s, float("nan")), s)
     return shift[..., 0], s
 
@@ -74,7 +78,18 @@ def softmax(xp: Any, z: Any, lse: tuple[Any, Any] | None = None) -> Any:
 
         return tf.nn.softmax(z, axis=-1)
     m, s = log_sum_exp(xp, z) if lse is None else lse
-    return xp.exp((z - m[..., None]) - s[..., None])
+    shifted = z - m[..., None]
+    shifted -= s[..., None]
+    return _exp_of_fresh(xp, shifted)
+
+
+def _exp_of_fresh(xp: Any, x: Any) -> Any:
+    """``exp(x)`` for an array the caller just made: NumPy writes it in place (no temporary)."""
+    if _is_numpy(xp):
+        import numpy as np
+
+        return np.exp(x, out=x)
+    return xp.exp(x)
 
 
 def add_at_index(xp: Any, x: Any, index: Any, values: Any) -> Any:
@@ -84,5 +99,12 @@ def add_at_index(xp: Any, x: Any, index: Any, values: Any) -> Any:
     """
     if _is_torch(xp):
         return x.scatter_add_(-1, index[..., None], values[..., None])
+    if _is_numpy(xp):
+        import numpy as np
+
+        at = index[..., None]
+        picked = np.take_along_axis(x, at, axis=-1)
+        np.put_along_axis(x, at, picked + values[..., None], axis=-1)
+        return x
     classes = xp.arange(x.shape[-1], dtype=index.dtype, device=device_of(xp, x))
     return x + xp.where(classes == index[..., None], values[..., None], xp.zeros_like(x))

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._checks import check_reduction, format_shape
 from ._class_targets import (
+    cast_weight,
     check_class_targets,
     gathered_weight,
     move_class_axis_back,
@@ -67,7 +68,7 @@ class NegativeLogLikelihood:
     def _prepared(self, xp: Any, scores: Any, targets: Any, class_weight: Any | None) -> Any:
         dtype = compute_dtype(xp, scores.dtype)
         x = xp.astype(move_class_axis_last(xp, scores, self.axis), dtype, copy=False)
-        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        w = cast_weight(xp, class_weight, dtype)
         sparse = sparse_targets(xp, targets, x.shape[-1], self.ignore_index)
         return x, sparse, gathered_weight(xp, sparse, w, dtype)
 

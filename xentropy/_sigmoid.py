@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._checks import check_reduction
+from ._class_targets import cast_weight
 from ._elementwise_targets import (
     as_broadcast_weight,
     check_elementwise_targets,
@@ -90,9 +91,10 @@ class SigmoidCrossEntropy:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
         t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
+        pos_weight = cast_weight(xp, pos_weight, dtype)
         losses = sigmoid_cross_entropy_terms(xp, x, t, pos_weight)
         if class_weight is not None:
-            losses = losses * class_weight
+            losses = losses * cast_weight(xp, class_weight, dtype)
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
         return xp.astype(loss, logits.dtype), (
             logits,
@@ -107,9 +109,9 @@ class SigmoidCrossEntropy:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
         t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
-        grad = sigmoid_cross_entropy_grad(xp, x, t, pos_weight)
+        grad = sigmoid_cross_entropy_grad(xp, x, t, cast_weight(xp, pos_weight, dtype))
         if class_weight is not None:
-            grad = grad * class_weight
+            grad = grad * cast_weight(xp, class_weight, dtype)
         grad = grad * reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         return xp.astype(grad, logits.dtype, copy=False)
 

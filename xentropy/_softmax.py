@@ -8,6 +8,7 @@ from typing import Any
 from ._checks import check_reduction
 from ._class_targets import (
     as_weight_array,
+    cast_weight,
     check_class_targets,
     dense_target_weights,
     gathered_weight,
@@ -57,7 +58,7 @@ class SoftmaxCrossEntropy:
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
-        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        w = cast_weight(xp, class_weight, dtype)
         num_classes = z.shape[-1]
         eps = self.label_smoothing
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
@@ -115,7 +116,7 @@ class SoftmaxCrossEntropy:
         lse = None if shift is None else (shift, log_sum)
         dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
-        w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+        w = cast_weight(xp, class_weight, dtype)
         num_classes = z.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         grad = softmax(xp, z, lse)  # a fresh array: updated in place below where possible
@@ -123,19 +124,19 @@ class SoftmaxCrossEntropy:
         if is_sparse(logits, targets):
             sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
             keep = xp.astype(sparse.keep, dtype)
-            row_g = nan_where(xp, sparse.invalid, g * xp.ones_like(sparse.keep, dtype=dtype))
+            row_g = g * xp.ones_like(keep)
             target_scale = (1.0 - eps) * gathered_weight(xp, sparse, w, dtype) * row_g
             scale = target_scale
             if eps:
                 total_weight = num_classes if w is None else xp.sum(w)
                 scale = scale + eps / num_classes * total_weight * keep * row_g
-            grad *= scale[..., None]
+            # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
+            # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
+            grad *= nan_where(xp, sparse.invalid, scale)[..., None]
             grad = add_at_index(xp, grad, sparse.index, -target_scale)
             if eps:
                 spread = (eps / num_classes * keep * row_g)[..., None]
                 grad -= spread if w is None else spread * w
-            # row_g's NaN does not survive XLA: it rewrites x * float(mask) as a select
-            grad = nan_where(xp, sparse.invalid, grad)
         else:
             t = move_class_axis_last(xp, targets, self.axis)
             a = dense_target_weights(
@@ -229,7 +230,7 @@ def softmax_inputs(
     """Everything the losses built on ``softmax(logits)`` and dense target weights share."""
     dtype = compute_dtype(xp, logits.dtype)
     z = xp.astype(move_class_axis_last(xp, logits, axis), dtype, copy=False)
-    w = None if class_weight is None else xp.astype(class_weight, dtype, copy=False)
+    w = cast_weight(xp, class_weight, dtype)
     num_classes = z.shape[-1]
     sparse, t = None, None
     if is_sparse(logits, targets):

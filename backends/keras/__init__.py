@@ -1,0 +1,111 @@
+r"""The Keras 3 dialect of xentropy: ``keras.losses``'s cross entropies, computed by the core.
+
+Porting code means changing one import::
+
+    from keras import losses                       # before
+    from xentropy.backends.keras import losses     # after (for the names below)
+
+    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+
+==================================  ================================================================
+this module (= ``keras.losses``)    xentropy core operator (``xentropy.ops``), ``reduction="none"``
+==================================  ================================================================
+``BinaryCrossentropy``              ``SigmoidCrossEntropy`` (``from_logits=True``) or
+                                    ``BinaryCrossEntropy(epsilon=keras.config.epsilon())``;
+                                    then the mean over ``axis``
+``CategoricalCrossentropy``         ``SoftmaxCrossEntropy`` or ``CategoricalCrossEntropy(
+                                    normalize=True, epsilon=keras.config.epsilon())``
+``SparseCategoricalCrossentropy``   the same two with ``ignore_index=ignore_class`` (class indices)
+``BinaryFocalCrossentropy``         ``SigmoidFocalLoss`` or ``BinaryFocalLoss(epsilon=...)``
+                                    (``alpha`` only with ``apply_class_balancing``); then the mean
+                                    over ``axis``
+``CategoricalFocalCrossentropy``    ``SoftmaxFocalLoss`` or ``CategoricalFocalLoss(normalize=True,
+                                    epsilon=...)``, ``alpha`` as a 0-d or per-class array
+==================================  ================================================================
+
+The functions ``binary_crossentropy``, ``categorical_crossentropy``,
+``sparse_categorical_crossentropy``, ``binary_focal_crossentropy`` and
+``categorical_focal_crossentropy`` mirror ``keras.losses``'s functions of those names.
+
+The classes are ``keras.losses.Loss`` subclasses with Keras's constructor arguments, order and
+defaults; like Keras's ``LossFunctionWrapper`` classes they only hold configuration, and Keras's
+base class applies ``sample_weight``, masks and the ``reduction``. They are registered with
+``keras.saving.register_keras_serializable(package="xentropy")``, so a model compiled with them
+survives ``model.save`` / ``keras.models.load_model`` without ``custom_objects``. On each Keras
+backend the loss runs through that backend's adapter, which registers the core's analytic backward
+with its autodiff: ``tf.custom_gradient`` (TensorFlow), ``jax.custom_vjp`` (JAX),
+``torch.autograd.Function`` (PyTorch); ``model.fit`` therefore trains with the core's gradient.
+Keras's NumPy backend (no training) evaluates the core directly.
+
+Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
+``reference/anchors-bad-input.md``; each point is tested in ``tests/test_keras_adapter.py``):
+
+* **Class indices out of range** (S02-S05): a label outside ``[0, C)`` other than
+  ``ignore_class`` raises ValueError on eager inputs; under tracing (``jax.jit`` and
+  ``tf.function``, so inside ``model.fit`` on those backends) that example's loss and gradient
+  are NaN. Keras raises on TensorFlow (eagerly) and PyTorch, but on JAX silently returns loss 0.
+  (On PyTorch, where Keras trains eagerly, the value checks run at every call: a device
+  synchronisation per step on GPUs.)
+* **Values outside the domain** (B04, P03, P06, D06, C04): on eager inputs, probabilities must lie
+  in ``[0, 1]`` (categorical ones only ``>= 0``: they are renormalised), binary targets in
+  ``[0, 1]``, categorical targets ``>= 0``; otherwise ValueError naming the argument (under
+  tracing the affected losses and gradients are NaN). Keras clips the probabilities and computes
+  with any target (negative losses).
+* **TensorFlow's cached logits**: Keras's TensorFlow backend replaces the output of a ``softmax``
+  or ``sigmoid`` activation by the logits it cached on the tensor (``_keras_logits``) in
+  ``binary_crossentropy`` and the (sparse) categorical cross entropy, whatever the activation
+  was (so ``BinaryCrossentropy`` on a softmax output computes a sigmoid cross entropy of the
+  softmax's logits). We always compute from the ``y_pred`` given, as Keras does on JAX and
+  PyTorch; with saturated probabilities that means the clipped value. For exact losses use a
+  linear output layer and ``from_logits=True``.
+* **Exact logit forms**: with ``from_logits=True`` the focal losses use the exact log-sigmoid /
+  log-softmax. Keras's ``CategoricalFocalCrossentropy`` clips ``softmax(y_pred)`` into
+  ``[eps, 1 - eps]`` on every backend, and ``BinaryFocalCrossentropy`` clips ``sigmoid(y_pred)``
+  on JAX and PyTorch, so Keras differs where a probability falls below ``eps = 1e-7`` (logits
+  beyond about 16 apart).
+* **SparseCategoricalCrossentropy from probabilities**: on TensorFlow Keras clips the
+  probabilities before normalising them (JAX and PyTorch normalise first, as we do). The values
+  agree to rounding; where the clip is active (an exact 0) Keras's TensorFlow gradient is 0,
+  ours carries the normalisation's gradient, as on Keras's other backends.
+* **Shapes**: as in Keras, a trailing dimension of 1 on one side only is squeezed (``(N, 1)``
+  predictions against ``(N,)`` targets, B02 / B03; ``(N, 1)`` class indices); otherwise the
+  shapes must match exactly, and targets are never broadcast (ValueError).
+* **Class axis**: ``SparseCategoricalCrossentropy(axis=...)`` works for any class axis on every
+  backend (Keras's TensorFlow and JAX backends accept only the last axis).
+* **Configuration**: ``get_config`` also records ``axis`` for ``SparseCategoricalCrossentropy``
+  and ``dtype`` when one was given (``keras.losses`` drops both), so ``from_config`` rebuilds
+  the same loss. The options are plain attributes read at each call.
+* **Dtypes**: 16-bit inputs (``dtype="float16"`` or a mixed-precision policy) are computed in
+  float32 and rounded once to the loss dtype (Keras computes in the 16-bit dtype).
+* **Gradients** are taken with respect to ``y_pred`` only; ``y_true`` is a constant (as in any
+  training loop). On PyTorch a second derivative raises RuntimeError; on JAX forward-mode
+  differentiation is unavailable (``jax.custom_vjp``).
+"""
+
+from . import losses
+from .losses import (
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    SparseCategoricalCrossentropy,
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    sparse_categorical_crossentropy,
+)
+
+__all__ = [
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "losses",
+    "sparse_categorical_crossentropy",
+]

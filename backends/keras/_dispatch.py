@@ -1,0 +1,114 @@
+"""Running a core loss operator under the current Keras backend, and Keras's shape conventions.
+
+Keras 3 fixes one backend per process (``keras.backend.backend()``). :func:`apply` hands a core
+operator of ``xentropy.ops`` to that backend's adapter, which registers the operator's analytic
+backward with the backend's autodiff:
+
+============  =======================================================================
+Keras backend  adapter entry point
+============  =======================================================================
+tensorflow    ``xentropy.backends.tensorflow.apply_op`` (``tf.custom_gradient``)
+jax           ``xentropy.backends.jax.apply_op`` (``jax.custom_vjp``)
+torch         ``xentropy.backends.torch._autograd.apply`` (``torch.autograd.Function``)
+numpy         ``xentropy.ops.evaluate`` (Keras's NumPy backend has no gradients)
+============  =======================================================================
+
+Each adapter is imported on first use only. Nothing here computes a loss.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from xentropy import ops
+
+# (op, names of its arrays, *arrays) -> loss
+Runner = Callable[..., Any]
+
+
+def _run_tensorflow(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+    from xentropy.backends.tensorflow import apply_op
+
+    return apply_op(op, *arrays)
+
+
+def _run_jax(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+    from xentropy.backends.jax import apply_op
+
+    return apply_op(op, *arrays)
+
+
+def _run_torch(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+    from xentropy.backends.torch._autograd import apply as apply_torch
+
+    return apply_torch(op, names, *arrays)
+
+
+def _run_numpy(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+    prediction = arrays[ops.op_prediction_position(op, len(arrays))]
+    return ops.evaluate(op, *arrays, prediction=prediction, validate=True)
+
+
+_RUNNERS: dict[str, Runner] = {
+    "tensorflow": _run_tensorflow,
+    "jax": _run_jax,
+    "torch": _run_torch,
+    "numpy": _run_numpy,
+}
+
+
+@functools.cache
+def _runner(backend: str) -> Runner:
+    try:
+        return _RUNNERS[backend]
+    except KeyError:
+        raise NotImplementedError(
+            f"xentropy.backends.keras supports the Keras backends {sorted(_RUNNERS)}; "
+            f"Keras runs on {backend!r}"
+        ) from None
+
+
+def apply(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+    """``op``'s loss on ``arrays`` through the adapter of the current Keras backend.
+
+    Args:
+        op: an operator of ``xentropy.ops`` (with ``reduction="none"`` for a Keras loss).
+        names: one name per array (``("logits", "targets", ...)``), for error messages.
+        *arrays: the arrays ``op.forward`` takes, in its order; ``None`` for an absent one.
+    """
+    return _runner(keras.backend.backend())(op, names, *arrays)
+
+
+def same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Keras's ``squeeze_or_expand_to_same_rank`` (what ``LossFunctionWrapper.call`` does).
+
+    Where the ranks differ by exactly one and the longer one ends in a dimension of 1, that
+    dimension is squeezed (or, against a 1-d array, the 1-d array gains a trailing 1). Anything
+    else is left to the core, which never broadcasts targets.
+    """
+    true_rank, pred_rank = len(y_true.shape), len(y_pred.shape)
+    if true_rank == pred_rank + 1 and y_true.shape[-1] == 1:
+        if pred_rank == 1:
+            y_pred = keras.ops.expand_dims(y_pred, axis=-1)
+        else:
+            y_true = keras.ops.squeeze(y_true, axis=-1)
+    elif pred_rank == true_rank + 1 and y_pred.shape[-1] == 1:
+        if true_rank == 1:
+            y_true = keras.ops.expand_dims(y_true, axis=-1)
+        else:
+            y_pred = keras.ops.squeeze(y_pred, axis=-1)
+    return y_true, y_pred
+
+
+def set_keras_mask(losses: Any, mask: Any) -> None:
+    """Attach ``mask`` to ``losses`` so that Keras's reduction averages over the kept entries.
+
+    Keras has no public setter; its own ``sparse_categorical_crossentropy`` uses this one.
+    """
+    from keras.src.backend import set_keras_mask as set_mask
+
+    set_mask(losses, mask=mask)
