@@ -30,6 +30,7 @@ from ._checks import (
 from ._class_targets import check_class_indices, indexing_dtype, nan_where
 from ._evaluate import evaluate
 from ._namespace import compute_dtype, device_of, namespace_of
+from ._native import add_at_index
 from ._reduction import reduce_backward, reduce_losses
 
 DEFAULT_CHUNK_SIZE = 4096
@@ -87,6 +88,18 @@ class LinearCrossEntropy:
         capped = xp.tanh(z / self.softcap)
         return self.softcap * capped, capped
 
+    def _target_logits(
+        self, xp: Any, h: Any, weight: Any, bias: Any | None, index: Any, dtype: Any
+    ) -> Any:
+        """:math:`z_{i y_i}` from the target rows of the weight: O(N D), no pass over V."""
+        rows = xp.astype(xp.take(weight, index, axis=0), dtype, copy=False)
+        z = xp.sum(h * rows, axis=-1)
+        if bias is not None:
+            z = z + xp.astype(xp.take(bias, index, axis=0), dtype, copy=False)
+        if self.softcap is not None:
+            z = self.softcap * xp.tanh(z / self.softcap)
+        return z
+
     def _targets(self, xp: Any, targets: Any, vocab: int) -> tuple[Any, Any, Any]:
         in_range = (targets >= 0) & (targets < vocab)
         keep = in_range if self.ignore_index is None else in_range & (targets != self.ignore_index)
@@ -108,7 +121,7 @@ class LinearCrossEntropy:
         device = device_of(xp, h)
         running_max = xp.full((n,), -float("inf"), dtype=dtype, device=device)
         running_sum = xp.zeros((n,), dtype=dtype, device=device)
-        target_logit = xp.zeros((n,), dtype=dtype, device=device)
+        target_logit = self._target_logits(xp, h, weight, bias, index, dtype)
         logit_sum = xp.zeros((n,), dtype=dtype, device=device)
         for start, stop in self._chunks(vocab):
             z, _ = self._logits(xp, h, weight, bias, start, stop, dtype)
@@ -119,9 +132,6 @@ class LinearCrossEntropy:
                 xp.exp(z - shift[:, None]), axis=-1
             )
             running_max = new_max
-            classes = xp.arange(start, stop, dtype=index.dtype, device=device)
-            hit = classes == index[:, None]
-            target_logit = target_logit + xp.sum(xp.where(hit, z, xp.zeros_like(z)), axis=-1)
             if self.label_smoothing:
                 logit_sum = logit_sum + xp.sum(z, axis=-1)
         shift = xp.where(xp.isfinite(running_max), running_max, xp.zeros_like(running_max))
@@ -154,20 +164,24 @@ class LinearCrossEntropy:
         upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, tuple(targets.shape))), (-1,))
         keep_f = xp.astype(keep, dtype)
         eps = self.label_smoothing
-        # d loss_i / d z_ic = p_ic (1 + 2 z_loss lse_i) - (1 - eps) [c == y_i] - eps / V
-        scale = (1.0 + 2.0 * self.z_loss * lse) * keep_f * upstream
+        # d loss_i / d z_ic = p_ic (1 + 2 z_loss lse_i) - (1 - eps) [c == y_i] - eps / V;
+        # an invalid row's NaN rides on its (N,) scale, set after every 0/1-mask product
+        row_weight = keep_f * upstream
+        scale = nan_where(xp, invalid, (1.0 + 2.0 * self.z_loss * lse) * row_weight)
+        at_target = -(1.0 - eps) * row_weight
         grad_h = xp.zeros_like(h)
         grad_w_chunks, grad_b_chunks = [], []
-        device = device_of(xp, h)
         for start, stop in self._chunks(vocab):
             z, capped = self._logits(xp, h, weight, bias, start, stop, dtype)
-            classes = xp.arange(start, stop, dtype=index.dtype, device=device)
-            hit = xp.astype(classes == index[:, None], dtype)
-            dz = xp.exp((z - shift[:, None]) - log_sum[:, None]) * scale[:, None]
-            dz = dz - ((1.0 - eps) * hit + eps / vocab) * (keep_f * upstream)[:, None]
+            dz = xp.exp((z - shift[:, None]) - log_sum[:, None])
+            dz *= scale[:, None]
+            if eps:
+                dz -= (eps / vocab * row_weight)[:, None]
+            in_chunk = (index >= start) & (index < stop)
+            local = xp.where(in_chunk, index - start, xp.zeros_like(index))
+            dz = add_at_index(xp, dz, local, xp.where(in_chunk, at_target, xp.zeros_like(scale)))
             if capped is not None:
-                dz = dz * (1.0 - capped * capped)
-            dz = nan_where(xp, invalid, dz)
+                dz *= 1.0 - capped * capped
             w = xp.astype(weight[start:stop, :], dtype, copy=False)
             grad_h = grad_h + xp.matmul(dz, w)
             grad_w_chunks.append(xp.matmul(xp.matrix_transpose(dz), h))
