@@ -220,3 +220,49 @@ def test_tensorflow_fused_matches_unfused(case: str, dtype: str) -> None:
         ours[0], _reference(inputs, options), rtol=1e-5 if dtype == "float32" else 1e-12
     )
     _check(ours[0], ours[1:], theirs, dtype)
+
+
+@pytest.mark.parametrize("case", sorted(OPTIONS))
+def test_core_on_numpy_matches_reference_and_finite_differences(case: str) -> None:
+    """The core itself (float64 NumPy): value against the reference, the three gradients
+    against central finite differences of that reference."""
+    from reference import numerical_grad
+
+    import xentropy
+
+    options, inputs = OPTIONS[case], _inputs(case)
+    core = _core_options(options)
+    bias = inputs["bias"] if options.get("with_bias") else None
+    value, grads = xentropy.value_and_grad(xentropy.linear_cross_entropy)(
+        inputs["hidden"], inputs["weight"], inputs["targets"], bias=bias, **core
+    )
+    np.testing.assert_allclose(value, _reference(inputs, options), rtol=1e-12)
+    names = ["hidden", "weight"] + (["bias"] if bias is not None else [])
+    for name, grad in zip(names, grads, strict=False):
+
+        def loss_of(x: np.ndarray, name: str = name) -> np.ndarray:
+            return _reference({**inputs, name: x}, options)
+
+        assert_close(grad, numerical_grad(loss_of, inputs[name]), "float64", rtol=1e-6, atol=1e-7)
+    assert (grads[2] is None) == (bias is None)
+
+
+@pytest.mark.parametrize("case", sorted(OPTIONS))
+def test_core_on_array_api_strict_float32(case: str) -> None:
+    """The core on array_api_strict (standard-only operations), float32, against the reference."""
+    xp = require_or_skip("array_api_strict")
+    import xentropy
+
+    options, inputs = OPTIONS[case], _inputs(case)
+    rounded = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in inputs.items()}
+    value = xentropy.linear_cross_entropy(
+        xp.asarray(rounded["hidden"]),
+        xp.asarray(rounded["weight"]),
+        xp.asarray(rounded["targets"]),
+        bias=xp.asarray(rounded["bias"]) if options.get("with_bias") else None,
+        **_core_options(options),
+    )
+    assert value.dtype == xp.float32
+    widened = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in rounded.items()}
+    expected = _reference(widened, options)
+    assert_close(np.asarray(value), expected, "float32")
