@@ -1,1 +1,41 @@
-"""The conformance matrix: every variant x backend x dtype x device, values and gradients."""
+"""The conformance matrix: every variant x backend x dtype x device, values and gradients.
+
+Each *cell* evaluates one loss (a :class:`~xentropy.conformance.cases.Case`: variant, option set,
+layout, targets, value range) on one backend, dtype and device, and compares its value or its
+gradients with a float64 reference evaluated on the dtype-rounded inputs, under one per-dtype
+tolerance table. Adapters (``xentropy.backends.*``) are called in their framework's own
+spelling and also compared with the framework's native loss. The float64 reference is itself
+checked against 80-digit mpmath on a sample of cases.
+
+Modules, one job each:
+
+* :mod:`.cases`: the registry of cases, generated from a seed;
+* :mod:`.reference`: float64 values and analytic gradients in NumPy/SciPy;
+* :mod:`.precise`: the mpmath check of the reference;
+* :mod:`.tolerances`: the tolerance table and errors in ulps;
+* :mod:`.backends`: array plumbing and the backend registry (:func:`register_backend`);
+* :mod:`.dialects`: the cases in torch / optax / tf.nn / Keras spelling;
+* :mod:`.runner`: evaluating the cells;
+* :mod:`.report`: terminal table, JSON, Markdown, HTML, heat map, progress bar;
+* :mod:`.cli`: ``xentropy-conformance`` / ``python -m xentropy.conformance``.
+
+Importing this package imports no array framework.
+"""
+
+from .backends import BACKENDS, Backend, register_backend, unregister_backend
+from .cases import VARIANTS, Case, generate_cases
+from .runner import CellResult, RunConfig, RunResult, run
+
+__all__ = [
+    "BACKENDS",
+    "VARIANTS",
+    "Backend",
+    "Case",
+    "CellResult",
+    "RunConfig",
+    "RunResult",
+    "generate_cases",
+    "register_backend",
+    "run",
+    "unregister_backend",
+]

@@ -1,0 +1,472 @@
+"""The backends of the matrix: which array library, which dtypes and devices, how to differentiate.
+
+Two layers, in the manner of einops' ``_backends.py``:
+
+* a :class:`Framework` is the array plumbing of one library (is it importable, its dtypes and
+  devices, conversion from and to NumPy, and its own autodiff). A framework is imported only
+  when a run asks for it.
+* a :class:`Backend` is one column of the matrix: either the core (``xentropy``'s functions on
+  that framework's arrays, gradients by ``xentropy.value_and_grad``) or an adapter
+  (``xentropy.backends.<name>``, called in its framework's own spelling, see
+  :mod:`~xentropy.conformance.dialects`, and differentiated by the framework's autodiff).
+
+:data:`BACKENDS` lists them. An adapter that cannot be imported yet shows as "not installed";
+adding a backend is one :func:`register_backend` call (or one entry in :data:`BACKENDS`). The
+same hook lets a test plant a faulty backend without editing this package::
+
+    class Faulty(Backend):
+        def evaluate(self, case, arrays, dtype):
+            value, grads = super().evaluate(case, arrays, dtype)
+            return value * (1 + 1e-3), grads
+
+    register_backend(Faulty("numpy-faulty", NUMPY))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .cases import Case
+from .dialects import DIALECTS, Spelling
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _import(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def import_problem(*modules: str) -> str | None:
+    """None when every module imports; otherwise why the first one does not."""
+    for name in modules:
+        try:
+            _import(name)
+        except Exception as exc:  # an adapter under construction may fail in any way
+            return f"{name}: {type(exc).__name__}: {exc}".splitlines()[0][:160]
+    return None
+
+
+class Framework:
+    """The array plumbing of one array library (subclasses fill it in)."""
+
+    name: str = ""
+    module: str = ""
+    dtypes: tuple[str, ...] = FLOAT_DTYPES
+
+    def missing(self) -> str | None:
+        """None when the library imports, otherwise the reason."""
+        return import_problem(self.module)
+
+    def devices(self) -> tuple[str, ...]:
+        """The devices cells run on (``"cpu"``, and ``"cuda"`` where a GPU is usable)."""
+        return ("cpu",)
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        """``array`` in this library on ``device``; floating arrays in ``dtype``."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A NumPy copy of ``x``: float64 for floating arrays, the same dtype otherwise."""
+        raise NotImplementedError
+
+    def dtype_name(self, x: Any) -> str:
+        """``"float32"`` etc. for an array of this library."""
+        return str(x.dtype).rsplit(".", 1)[-1]
+
+    def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
+        """``(fn(*wrt), d sum(fn(*wrt)) / d wrt)`` by this library's own autodiff."""
+        raise NotImplementedError(f"{self.name} has no autodiff")
+
+    @contextlib.contextmanager
+    def placed(self, device: str) -> Iterator[None]:
+        """A context in which new arrays and ops go to ``device`` (a no-op for most)."""
+        yield
+
+
+class NumpyFramework(Framework):
+    name, module = "numpy", "numpy"
+    dtypes = ("float16", "float32", "float64")  # NumPy has no bfloat16 of its own
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        return array.astype(dtype) if dtype and array.dtype.kind == "f" else array.copy()
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+
+class ArrayApiStrictFramework(Framework):
+    name, module = "array_api_strict", "array_api_strict"
+    dtypes = ("float32", "float64")
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        xp = _import(self.module)
+        if dtype and array.dtype.kind == "f":
+            array = array.astype(dtype)
+        return xp.asarray(array)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+
+class TorchFramework(Framework):
+    name, module = "torch", "torch"
+
+    def devices(self) -> tuple[str, ...]:
+        torch = _import("torch")
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        torch = _import("torch")
+        x = torch.from_numpy(np.array(array, order="C"))  # ascontiguousarray makes 0-d 1-d
+        if dtype and array.dtype.kind == "f":
+            x = x.to(getattr(torch, dtype))
+        return x.to(device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            return x.double().numpy()
+        return x.numpy()
+
+    def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
+        torch = _import("torch")
+        leaves = [w.detach().clone().requires_grad_(True) for w in wrt]
+        value = fn(*leaves)
+        grads = torch.autograd.grad(value, leaves, grad_outputs=torch.ones_like(value))
+        return value.detach(), tuple(grads)
+
+
+class JaxFramework(Framework):
+    """JAX, with 64-bit types switched on (``jax_enable_x64``) so that float64 cells exist."""
+
+    name, module = "jax", "jax"
+
+    def _jax(self) -> ModuleType:
+        jax = _import("jax")
+        if not jax.config.jax_enable_x64:
+            jax.config.update("jax_enable_x64", True)
+        return jax
+
+    def devices(self) -> tuple[str, ...]:
+        try:
+            gpus = self._jax().devices("gpu")
+        except RuntimeError:
+            gpus = []
+        return ("cpu", "cuda") if gpus else ("cpu",)
+
+    def _device(self, device: str) -> Any:
+        return self._jax().devices("gpu" if device == "cuda" else "cpu")[0]
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        jax = self._jax()
+        x = jax.numpy.asarray(array)
+        if dtype and array.dtype.kind == "f":
+            x = x.astype(dtype)
+        return jax.device_put(x, self._device(device))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        jnp = self._jax().numpy
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return np.asarray(x.astype(jnp.float64))
+        return np.asarray(x)
+
+    def dtype_name(self, x: Any) -> str:
+        return str(x.dtype.name)
+
+    def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
+        jax = self._jax()
+        value, pullback = jax.vjp(fn, *wrt)
+        return value, tuple(pullback(jax.numpy.ones_like(value)))
+
+    @contextlib.contextmanager
+    def placed(self, device: str) -> Iterator[None]:
+        with self._jax().default_device(self._device(device)):
+            yield
+
+
+class TensorflowFramework(Framework):
+    name, module = "tensorflow", "tensorflow"
+
+    def devices(self) -> tuple[str, ...]:
+        tf = _import("tensorflow")
+        return ("cpu", "cuda") if tf.config.list_physical_devices("GPU") else ("cpu",)
+
+    @contextlib.contextmanager
+    def placed(self, device: str) -> Iterator[None]:
+        tf = _import("tensorflow")
+        with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
+            yield
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        tf = _import("tensorflow")
+        with self.placed(device):
+            x = tf.constant(array)
+            if dtype and array.dtype.kind == "f":
+                x = tf.cast(x, getattr(tf, dtype))
+            return tf.identity(x)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        tf = _import("tensorflow")
+        if x.dtype.is_floating:
+            return tf.cast(x, tf.float64).numpy()
+        return x.numpy()
+
+    def dtype_name(self, x: Any) -> str:
+        return str(x.dtype.name)
+
+    def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
+        tf = _import("tensorflow")
+        with tf.GradientTape() as tape:
+            for w in wrt:
+                tape.watch(w)
+            value = fn(*wrt)
+        grads = tape.gradient(value, list(wrt), output_gradients=tf.ones_like(value))
+        return value, tuple(grads)
+
+
+class KerasFramework(Framework):
+    """Keras 3 on whichever backend it was configured with (``KERAS_BACKEND``)."""
+
+    name, module = "keras", "keras"
+
+    def _inner(self) -> Framework:
+        backend = _import("keras").backend.backend()
+        return {"tensorflow": TENSORFLOW, "jax": JAX, "torch": TORCH}[backend]
+
+    def missing(self) -> str | None:
+        problem = import_problem(self.module)
+        if problem is None:
+            try:
+                self._inner()
+            except KeyError as exc:
+                return f"keras backend {exc} is not covered"
+        return problem
+
+    def devices(self) -> tuple[str, ...]:
+        return self._inner().devices()
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        return self._inner().asarray(array, dtype, device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return self._inner().to_numpy(x)
+
+    def dtype_name(self, x: Any) -> str:
+        return self._inner().dtype_name(x)
+
+    def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
+        return self._inner().autodiff(fn, wrt)
+
+    @contextlib.contextmanager
+    def placed(self, device: str) -> Iterator[None]:
+        with self._inner().placed(device):
+            yield
+
+
+NUMPY = NumpyFramework()
+ARRAY_API_STRICT = ArrayApiStrictFramework()
+TORCH = TorchFramework()
+JAX = JaxFramework()
+TENSORFLOW = TensorflowFramework()
+KERAS = KerasFramework()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One column of the matrix.
+
+    Attributes:
+        name: the column name (``--backends``).
+        framework: the array plumbing.
+        adapter: module of the framework dialect (``xentropy.backends.torch``); None for the
+            core called directly on the framework's arrays.
+        dialect: key of :data:`~xentropy.conformance.dialects.DIALECTS` that spells the cases
+            in the adapter's (= the framework's) own API.
+        requires: further modules that must import (the TensorFlow namespace of the core).
+        default: part of a run that names no backends. The ``*-native`` backends, which run
+            the frameworks' own losses through the dialect cells to validate the spellings,
+            are not.
+        native: compare an adapter with the framework's own loss as well.
+    """
+
+    name: str
+    framework: Framework
+    adapter: str | None = None
+    dialect: str | None = None
+    requires: tuple[str, ...] = ()
+    default: bool = True
+    native: bool = True
+
+    @property
+    def kind(self) -> str:
+        """``"core"`` or ``"adapter"``."""
+        return "core" if self.adapter is None else "adapter"
+
+    def missing(self) -> str | None:
+        """None when the backend can run, else why it cannot ("not installed: ...")."""
+        modules = [self.framework.module, *self.requires]
+        if self.adapter is not None:
+            modules.append(self.adapter)
+        problem = self.framework.missing() or import_problem(*modules)
+        return None if problem is None else f"not installed ({problem})"
+
+    def dtypes(self) -> tuple[str, ...]:
+        return self.framework.dtypes
+
+    def devices(self) -> tuple[str, ...]:
+        return self.framework.devices()
+
+    def spelling(self, case: Case) -> Spelling | None:
+        """How the adapter spells ``case`` (None: it cannot); core backends return None."""
+        if self.dialect is None:
+            return None
+        return DIALECTS[self.dialect].spell(case)
+
+    def skip_reason(self, case: Case, dtype: str) -> str | None:
+        """Why ``case`` does not run on this backend in ``dtype`` (None: it runs)."""
+        if dtype in case.excluded_dtypes:
+            return case.excluded_dtypes[dtype]
+        if self.adapter is not None and self.spelling(case) is None:
+            return f"no {self.dialect} spelling of these options"
+        if (
+            self.dialect == "keras"
+            and dtype == "float16"
+            and case.value_range == "extreme"
+            and case.reduction != "none"
+        ):
+            # Keras's base Loss reduces in the loss dtype: a float16 sum of losses near 1e4
+            # overflows to inf (keras.losses does the same); reduction="none" cells check the
+            # per-example values
+            return "Keras sums float16 losses in float16 (overflows past 65504)"
+        return None
+
+    def _api(self) -> Any:
+        assert self.dialect is not None and self.adapter is not None
+        return DIALECTS[self.dialect].api(_import(self.adapter))
+
+    def evaluate(
+        self, case: Case, arrays: Mapping[str, Any], dtype: str
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """``(loss, gradients)`` of ``case`` on this backend's ``arrays``.
+
+        The core: ``xentropy.value_and_grad`` of the public function. An adapter: its dialect
+        spelling, differentiated by the framework's autodiff.
+        """
+        if self.adapter is None:
+            xentropy = _import("xentropy")
+            fn = getattr(xentropy, case.variant)
+            positional = [arrays[name] for name in case.arguments]
+            keywords = {name: arrays[name] for name in case.keyword_arrays}
+            value, grads = xentropy.value_and_grad(fn)(*positional, **keywords, **case.options)
+            grads = grads if isinstance(grads, tuple) else (grads,)
+            return value, tuple(g for g in grads if g is not None)
+        return self._autodiff_spelling(self._api(), case, arrays, dtype)
+
+    def evaluate_native(
+        self, case: Case, arrays: Mapping[str, Any], dtype: str
+    ) -> tuple[Any, tuple[Any, ...]] | None:
+        """The framework's own loss on the same spelling (None: nothing to compare with)."""
+        spelling = self.spelling(case)
+        if self.adapter is None or not self.native or spelling is None or not spelling.native:
+            return None
+        assert self.dialect is not None
+        return self._autodiff_spelling(DIALECTS[self.dialect].native(), case, arrays, dtype)
+
+    def _autodiff_spelling(
+        self, api: Any, case: Case, arrays: Mapping[str, Any], dtype: str
+    ) -> tuple[Any, tuple[Any, ...]]:
+        spelling = self.spelling(case)
+        assert spelling is not None
+
+        def loss(*wrt: Any) -> Any:
+            return spelling.call(
+                api, {**arrays, **dict(zip(case.grad_of, wrt, strict=True))}, dtype
+            )
+
+        return self.framework.autodiff(loss, [arrays[name] for name in case.grad_of])
+
+
+TF_NAMESPACE = "xentropy.backends.tensorflow.namespace"
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend, *, replace: bool = False) -> Backend:
+    """Add ``backend`` to :data:`BACKENDS` (the hook for new adapters and for tests).
+
+    Raises:
+        ValueError: if the name is taken and ``replace`` is false.
+    """
+    if backend.name in BACKENDS and not replace:
+        raise ValueError(f"a backend named {backend.name!r} is registered already")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    """Remove the backend ``name`` (no error if absent)."""
+    BACKENDS.pop(name, None)
+
+
+for _backend in (
+    Backend("numpy", NUMPY),
+    Backend("array_api_strict", ARRAY_API_STRICT),
+    Backend("torch", TORCH),
+    Backend("jax", JAX),
+    Backend("tensorflow", TENSORFLOW, requires=(TF_NAMESPACE,)),
+    Backend("torch-adapter", TORCH, adapter="xentropy.backends.torch", dialect="torch"),
+    Backend("jax-adapter", JAX, adapter="xentropy.backends.jax", dialect="jax"),
+    Backend(
+        "tensorflow-adapter",
+        TENSORFLOW,
+        adapter="xentropy.backends.tensorflow",
+        dialect="tensorflow",
+    ),
+    Backend("keras-adapter", KERAS, adapter="xentropy.backends.keras", dialect="keras"),
+    # the frameworks' own losses through the same dialect cells: checks the spellings
+    Backend(
+        "torch-native", TORCH, adapter="torch.nn", dialect="torch", default=False, native=False
+    ),
+    Backend("jax-native", JAX, adapter="optax", dialect="jax", default=False, native=False),
+    Backend(
+        "tensorflow-native",
+        TENSORFLOW,
+        adapter="tensorflow",
+        dialect="tensorflow",
+        default=False,
+        native=False,
+    ),
+    Backend("keras-native", KERAS, adapter="keras", dialect="keras", default=False, native=False),
+):
+    register_backend(_backend)
+
+
+BUILTIN: dict[str, Backend] = dict(BACKENDS)
+
+
+def is_builtin(backend: Backend) -> bool:
+    """Whether ``backend`` is one this module registers itself (a fresh process knows it)."""
+    return BUILTIN.get(backend.name) is backend
+
+
+def select_backends(names: Sequence[str] | None) -> list[Backend]:
+    """The backends named (all default ones for None), in registry order.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if names is None:
+        return [b for b in BACKENDS.values() if b.default]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backends {unknown}; choose from {list(BACKENDS)}")
+    return [b for b in BACKENDS.values() if b.name in names]

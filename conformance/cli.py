@@ -1,0 +1,198 @@
+"""The command line: ``xentropy-conformance`` / ``python -m xentropy.conformance``.
+
+Runs the matrix, prints the variant x backend table, writes the requested reports and exits with
+status 1 when any cell fails (or the float64 reference disagrees with mpmath), 0 otherwise, 2 on
+bad arguments. A backend that is not installed is shown as such and is not a failure, unless it
+is named in ``XENTROPY_REQUIRE_BACKENDS`` (a comma list), which CI sets so that it cannot pass by
+skipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import report
+from .backends import BACKENDS, FLOAT_DTYPES
+from .cases import VARIANTS, generate_cases
+from .runner import RunConfig, run
+
+REQUIRE_ENV = "XENTROPY_REQUIRE_BACKENDS"
+DEVICES = ("cpu", "cuda")
+REPORT_NAMES = {
+    "json": "conformance.json",
+    "markdown": "conformance.md",
+    "html": "conformance.html",
+    "png": "conformance.png",
+}
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xentropy-conformance",
+        description="Check every xentropy loss on every installed backend, dtype and device "
+        "against a float64 reference (values and gradients).",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_names,
+        metavar="A,B",
+        help=f"backends to run (default: every default one; known: {', '.join(BACKENDS)})",
+    )
+    parser.add_argument(
+        "--dtypes",
+        type=_names,
+        metavar="A,B",
+        help=f"dtypes (default: all of {', '.join(FLOAT_DTYPES)})",
+    )
+    parser.add_argument(
+        "--devices",
+        type=_names,
+        metavar="A,B",
+        help="devices: cpu, cuda (default: every one present)",
+    )
+    parser.add_argument(
+        "--variants", type=_names, metavar="A,B", help="losses to check (default: all)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small subset of the cases, for smoke tests"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (backends are spread over them; default: min(2, CPUs))",
+    )
+    parser.add_argument(
+        "--jax-cache",
+        type=Path,
+        metavar="DIR",
+        help="keep JAX's compiled programs in DIR: a second run is about "
+        "3x faster on the JAX backends (most of their time is XLA compiling)",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write a JSON report")
+    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown report")
+    parser.add_argument("--html", type=Path, metavar="PATH", help="write an HTML report")
+    parser.add_argument(
+        "--png", type=Path, metavar="PATH", help="write a heat map (needs matplotlib)"
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="write all four reports into DIR (conformance.json, .md, .html, .png)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-reference-check",
+        action="store_true",
+        help="skip checking the float64 reference against mpmath",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list backends (and whether they are installed), variants and "
+        "the number of cases, then exit",
+    )
+    return parser
+
+
+def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for option, known in (
+        ("backends", BACKENDS),
+        ("dtypes", FLOAT_DTYPES),
+        ("devices", DEVICES),
+        ("variants", VARIANTS),
+    ):
+        given = getattr(args, option)
+        unknown = [n for n in given or () if n not in known]
+        if unknown:
+            parser.error(f"unknown {option} {unknown}; choose from {list(known)}")
+    if args.png is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--png needs matplotlib (pip install matplotlib)")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+
+
+def _list(args: argparse.Namespace) -> int:
+    print("backends:")
+    for name, backend in BACKENDS.items():
+        problem = backend.missing()
+        default = "" if backend.default else " (not in the default run)"
+        print(f"  {name:20} {backend.kind:8} {problem or 'installed'}{default}")
+    cases = generate_cases(args.seed, variants=args.variants, quick=args.quick)
+    print(f"variants: {', '.join(VARIANTS)}")
+    print(f"cases: {len(cases)}{' (quick)' if args.quick else ''}")
+    return 0
+
+
+def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {kind: args.out_dir / name for kind, name in REPORT_NAMES.items()}
+    for kind in REPORT_NAMES:
+        explicit = getattr(args, kind)
+        if explicit is not None:
+            paths[kind] = explicit
+    return paths
+
+
+def _write_reports(result, paths: dict[str, Path], png_explicit: bool) -> None:
+    png = None
+    if "png" in paths:
+        if importlib.util.find_spec("matplotlib") is None and not png_explicit:
+            print("note: no heat map: matplotlib is not installed", file=sys.stderr)
+        else:
+            png = report.write_png(result, paths["png"])
+    if "json" in paths:
+        report.write_json(result, paths["json"])
+    if "markdown" in paths:
+        report.write_markdown(result, paths["markdown"])
+    if "html" in paths:
+        report.write_html(result, paths["html"], png=png)
+    for kind, path in paths.items():
+        if kind != "png" or png is not None:
+            print(f"wrote {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _validate(parser, args)
+    if args.list:
+        return _list(args)
+    config = RunConfig(
+        backends=args.backends,
+        dtypes=args.dtypes,
+        devices=args.devices,
+        variants=args.variants,
+        seed=args.seed,
+        quick=args.quick,
+        check_reference=not args.no_reference_check,
+        jax_cache=None if args.jax_cache is None else str(args.jax_cache),
+    )
+    progress = None if args.no_progress else report.ProgressBar()
+    result = run(config, progress, jobs=args.jobs)
+    print(report.terminal_table(result, color=report.use_color(sys.stdout)))
+    _write_reports(result, _report_paths(args), args.png is not None)
+    required = set(_names(os.environ.get(REQUIRE_ENV, "")))
+    absent = [
+        name
+        for name in required
+        if name in result.backends and result.backends[name]["status"] != "ok"
+    ]
+    if absent:
+        print(f"{REQUIRE_ENV} requires {sorted(absent)}, which did not run", file=sys.stderr)
+        return 1
+    return 0 if result.ok else 1

@@ -1,0 +1,400 @@
+r"""Float64 references for every loss: values and analytic gradients, in plain NumPy/SciPy.
+
+Written from ``docs/semantics.md`` and sharing no code with ``xentropy`` (the core is never
+called here). Each ``*_reference`` function takes the inputs of a case already rounded to the
+dtype under test (as float64 arrays) and returns ``(value, gradients)``: the loss with the case's
+reduction and the gradients of ``sum(value)`` with respect to the arrays ``Case.grad_of`` names,
+in that order (what ``xentropy.value_and_grad`` returns).
+
+Conventions every function keeps:
+
+* the class axis is moved last first, so formulas read ``x[..., c]``, and gradients are moved
+  back at the end;
+* a target weight of exactly 0 contributes 0 whatever it multiplies (``0 log 0 = 0``, as
+  :func:`scipy.special.xlogy`), so a ``-inf`` logit under a zero target is harmless;
+* :func:`reduce` is the one place where ``none`` / ``sum`` / ``mean`` / ``sum_over_batch_size``
+  are decided; :func:`reduction_scale` is its derivative;
+* the clip bounds ``epsilon`` and ``1 - epsilon`` are rounded to the *compute* dtype
+  (float32 for 16- and 32-bit inputs, per ``docs/semantics.md``), as every implementation that
+  clips in that dtype must: ``1 - 1e-7`` is ``1 - 1.19e-7`` in float32, and ``log(1 - p)`` at the
+  bound magnifies that difference ten million times. This is the only place the compute dtype
+  enters.
+
+The gradient formulas are checked against central finite differences in 50-digit arithmetic by
+:mod:`xentropy.conformance.precise`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, log_expit, log_softmax, rel_entr, xlogy
+
+Arrays = Mapping[str, np.ndarray]
+Result = tuple[np.ndarray, tuple[np.ndarray, ...]]
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def reduce(loss: np.ndarray, reduction: str, total_weight: float | None = None) -> np.ndarray:
+    """Reduce per-example ``loss``; ``total_weight`` is the ``mean`` denominator (default: size)."""
+    if reduction == "none":
+        return loss
+    total = np.sum(loss)
+    if reduction == "sum":
+        return _f64(total)
+    denominator = (
+        loss.size if reduction == "sum_over_batch_size" or total_weight is None else (total_weight)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _f64(total / np.float64(denominator))
+
+
+def reduction_scale(size: int, reduction: str, total_weight: float | None = None) -> float:
+    """``d sum(reduce(loss)) / d loss_i``: the same for every example."""
+    if reduction in ("none", "sum"):
+        return 1.0
+    denominator = (
+        size if reduction == "sum_over_batch_size" or total_weight is None else (total_weight)
+    )
+    return np.inf if denominator == 0 else 1.0 / denominator
+
+
+def _weighted_sum(a: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """``sum_c a_c * terms_c`` over the last axis with ``0 * anything = 0``."""
+    with np.errstate(invalid="ignore"):
+        return np.sum(np.where(a == 0, 0.0, a * terms), axis=-1)
+
+
+def target_weights(
+    targets: np.ndarray,
+    num_classes: int,
+    *,
+    sparse: bool,
+    class_weight: np.ndarray | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+) -> tuple[np.ndarray, float]:
+    """Per-class target weights ``a[..., c]`` (targets' class axis already last) and the
+    ``mean`` denominator.
+
+    Integer targets ``y``: ``a_c = w_c ((1 - eps) [c == y] + eps / C)``, zero for an ignored
+    example; the denominator is ``sum_i w[y_i]`` over the others. Probability targets ``t``:
+    ``a_c = w_c ((1 - eps) t_c + eps / C)``; the denominator is the number of examples.
+    """
+    w = np.ones(num_classes) if class_weight is None else _f64(class_weight)
+    eps = float(label_smoothing)
+    if sparse:
+        y = np.asarray(targets).astype(np.int64)
+        keep = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+        safe = np.where(keep, y, 0)
+        onehot = (safe[..., None] == np.arange(num_classes)).astype(np.float64)
+        a = np.where(keep[..., None], ((1.0 - eps) * onehot + eps / num_classes) * w, 0.0)
+        return a, float(np.sum(np.where(keep, w[safe], 0.0)))
+    t = _f64(targets)
+    return ((1.0 - eps) * t + eps / num_classes) * w, float(np.prod(t.shape[:-1]))
+
+
+def clip_bounds(epsilon: float, compute_dtype: str) -> tuple[float, float]:
+    """``(epsilon, 1 - epsilon)`` as ``compute_dtype`` holds them (see the module docstring)."""
+    cast = np.dtype(compute_dtype).type
+    return float(cast(epsilon)), float(cast(1.0 - epsilon))
+
+
+def _class_setup(arrays: Arrays, name: str, options: Mapping[str, Any]):
+    axis = int(options.get("axis", -1))
+    x = np.moveaxis(_f64(arrays[name]), axis, -1)
+    targets = arrays["targets"]
+    sparse = np.ndim(targets) == np.ndim(x) - 1
+    if not sparse:
+        targets = np.moveaxis(_f64(targets), axis, -1)
+    a, total = target_weights(
+        targets,
+        x.shape[-1],
+        sparse=sparse,
+        class_weight=arrays.get("class_weight"),
+        ignore_index=options.get("ignore_index"),
+        label_smoothing=options.get("label_smoothing", 0.0),
+    )
+    return x, a, total, axis
+
+
+def _finish(loss, grad, total, axis, options) -> Result:
+    reduction = options.get("reduction", "mean")
+    scale = reduction_scale(loss.size, reduction, total)
+    with np.errstate(invalid="ignore"):
+        grad = np.moveaxis(grad * scale, -1, axis)
+    return reduce(loss, reduction, total), (grad,)
+
+
+def softmax_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l_i = -sum_c a_c log softmax(z)_c``; ``dl/dz = softmax(z) sum(a) - a``."""
+    z, a, total, axis = _class_setup(arrays, "logits", options)
+    logp = log_softmax(z, axis=-1)
+    loss = -_weighted_sum(a, logp)
+    grad = np.exp(logp) * np.sum(a, axis=-1, keepdims=True) - a
+    return _finish(loss, grad, total, axis, options)
+
+
+def categorical_cross_entropy_reference(
+    arrays: Arrays, options: Mapping[str, Any], compute_dtype: str = "float64"
+) -> Result:
+    """``l_i = -sum_c a_c log clip(q_c)`` with ``q`` optionally divided by its row sum first.
+
+    ``dl/dclip(q)_c = -a_c / clip(q)_c``, 0 where the clip is active; through the
+    normalisation ``q = r / s``: ``dl/dr_j = (g_j - sum_c g_c q_c) / s``.
+    """
+    r, a, total, axis = _class_setup(arrays, "probs", options)
+    s = np.sum(r, axis=-1, keepdims=True) if options.get("normalize") else np.ones_like(r[..., :1])
+    q = r / s
+    epsilon = options.get("epsilon", 1e-7)
+    passes = np.ones(q.shape, bool)
+    if epsilon:
+        low, high = clip_bounds(epsilon, compute_dtype)
+        passes = (q >= low) & (q <= high)
+        q_clipped = np.clip(q, low, high)
+    else:
+        q_clipped = q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -_weighted_sum(a, np.log(q_clipped))
+        g = np.where(a == 0, 0.0, -a / q_clipped)
+    g = np.where(passes, g, 0.0)
+    if options.get("normalize"):
+        g = (g - np.sum(g * q, axis=-1, keepdims=True)) / s
+    return _finish(loss, g, total, axis, options)
+
+
+def _focal_terms(logp: np.ndarray, a: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class ``-a (1-p)^gamma log p`` and its derivative with respect to ``log p``."""
+    p = np.exp(logp)
+    miss = -np.expm1(logp)  # 1 - p without cancellation
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.where(a == 0, 0.0, -a * miss**gamma * logp)
+        p_logp = np.where(p == 0, 0.0, p * logp)
+        # gamma (1-p)^(gamma-1) p log p -> 0 as p -> 1 for gamma > 0
+        slope = np.where((miss == 0) | (gamma == 0), 0.0, gamma * miss ** (gamma - 1.0) * p_logp)
+        g = np.where(a == 0, 0.0, a * (slope - miss**gamma))
+    return loss, g
+
+
+def softmax_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l_i = -sum_c alpha_c a_c (1 - p_c)^gamma log p_c``; with ``g_c`` the derivative of the
+    ``c`` term with respect to ``log p_c``, ``dl/dz_j = g_j - p_j sum_c g_c``."""
+    z, a, total, axis = _class_setup(arrays, "logits", options)
+    alpha = arrays.get("alpha", options.get("alpha"))
+    if alpha is not None:
+        a = a * _f64(alpha)
+    logp = log_softmax(z, axis=-1)
+    terms, g = _focal_terms(logp, a, float(options.get("gamma", 2.0)))
+    loss = np.sum(terms, axis=-1)
+    grad = g - np.exp(logp) * np.sum(g, axis=-1, keepdims=True)
+    return _finish(loss, grad, total, axis, options)
+
+
+def poly1_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l_i = -sum_c a_c log p_c + eps sum_c a_c (1 - p_c)``;
+    ``dl/dz = p sum(a) - a + eps p (sum_c a_c p_c - a)``."""
+    z, a, total, axis = _class_setup(arrays, "logits", options)
+    epsilon = float(options.get("epsilon", 2.0))
+    logp = log_softmax(z, axis=-1)
+    p = np.exp(logp)
+    loss = -_weighted_sum(a, logp) + epsilon * np.sum(a * -np.expm1(logp), axis=-1)
+    grad = p * np.sum(a, axis=-1, keepdims=True) - a
+    grad = grad + epsilon * p * (np.sum(a * p, axis=-1, keepdims=True) - a)
+    return _finish(loss, grad, total, axis, options)
+
+
+def _smoothed(targets: np.ndarray, label_smoothing: float) -> np.ndarray:
+    return _f64(targets) * (1.0 - label_smoothing) + label_smoothing / 2.0
+
+
+def _broadcast(weight: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.ones(shape) if weight is None else np.broadcast_to(_f64(weight), shape)
+
+
+def _elementwise_finish(loss: np.ndarray, grad: np.ndarray, options: Mapping[str, Any]) -> Result:
+    reduction = options.get("reduction", "mean")
+    return reduce(loss, reduction), (grad * reduction_scale(loss.size, reduction),)
+
+
+def _sigmoid_ce(x: np.ndarray, t: np.ndarray, pw: np.ndarray) -> np.ndarray:
+    """``pw t softplus(-x) + (1 - t) softplus(x)`` = TF's weighted form, overflow-free."""
+    with np.errstate(invalid="ignore"):
+        positive = np.where(t == 0, 0.0, pw * t * -log_expit(x))
+        negative = np.where(t == 1, 0.0, (1.0 - t) * -log_expit(-x))
+    return positive + negative
+
+
+def sigmoid_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l = w [(1-t) x + (1 + (pw-1) t) softplus(-x)]``;
+    ``dl/dx = w [(1-t) s(x) - pw t s(-x)]`` with ``s`` the sigmoid."""
+    x = _f64(arrays["logits"])
+    t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
+    pw = _broadcast(arrays.get("pos_weight", options.get("pos_weight")), x.shape)
+    w = _broadcast(arrays.get("class_weight"), x.shape)
+    loss = w * _sigmoid_ce(x, t, pw)
+    grad = w * ((1.0 - t) * expit(x) - pw * t * expit(-x))
+    return _elementwise_finish(loss, grad, options)
+
+
+def binary_cross_entropy_reference(
+    arrays: Arrays, options: Mapping[str, Any], compute_dtype: str = "float64"
+) -> Result:
+    """``l = -w [t log p + (1-t) log(1-p)]``, ``p`` clipped, each log floored when asked.
+
+    The derivative of a log is 0 where its floor or the clip is active.
+    """
+    p = _f64(arrays["probs"])
+    t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
+    w = _broadcast(arrays.get("class_weight"), p.shape)
+    epsilon = options.get("epsilon", 1e-7)
+    floor = options.get("log_floor")
+    passes = np.ones(p.shape, bool)
+    if epsilon:
+        low, high = clip_bounds(epsilon, compute_dtype)
+        passes = (p >= low) & (p <= high)
+        p = np.clip(p, low, high)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p, log_q = np.log(p), np.log1p(-p)
+        d_log_p = np.where(t == 0, 0.0, -t / p)
+        d_log_q = np.where(t == 1, 0.0, (1.0 - t) / (1.0 - p))
+        if floor is not None:
+            d_log_p = np.where(log_p < floor, 0.0, d_log_p)
+            d_log_q = np.where(log_q < floor, 0.0, d_log_q)
+            log_p, log_q = np.maximum(log_p, floor), np.maximum(log_q, floor)
+        loss = -w * (np.where(t == 0, 0.0, t * log_p) + np.where(t == 1, 0.0, (1.0 - t) * log_q))
+        grad = w * np.where(passes, d_log_p + d_log_q, 0.0)
+    return _elementwise_finish(loss, grad, options)
+
+
+def sigmoid_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l = alpha_t ce m^gamma`` with the miss probability ``m = t s(-x) + (1-t) s(x)``;
+    ``dl/dx = alpha_t [(s(x) - t) m^gamma + gamma ce m^(gamma-1) (1-2t) s(x) s(-x)]``."""
+    x = _f64(arrays["logits"])
+    t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
+    gamma = float(options.get("gamma", 2.0))
+    alpha = options.get("alpha")
+    ce = _sigmoid_ce(x, t, np.ones_like(x))
+    s_pos, s_neg = expit(x), expit(-x)
+    miss = t * s_neg + (1.0 - t) * s_pos
+    balance = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+    loss = balance * ce * miss**gamma
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(
+            (miss == 0) | (gamma == 0),
+            0.0,
+            gamma * ce * miss ** (gamma - 1.0) * (1.0 - 2.0 * t) * s_pos * s_neg,
+        )
+    grad = balance * ((s_pos - t) * miss**gamma + slope)
+    return _elementwise_finish(loss, grad, options)
+
+
+def _information(arrays: Arrays, options: Mapping[str, Any], measure: str) -> Result:
+    axis = int(options.get("axis", -1))
+    p = np.moveaxis(_f64(arrays["p"]), axis, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "entropy":
+            loss = -np.sum(xlogy(p, p), axis=-1)
+            grad = -(np.log(p) + 1.0)
+        else:
+            q = np.moveaxis(_f64(arrays["q"]), axis, -1)
+            if measure == "kl_divergence":
+                loss = np.sum(rel_entr(p, q), axis=-1)
+            else:
+                loss = -np.sum(xlogy(p, q), axis=-1)
+            grad = np.where(p == 0, 0.0, -p / q)
+    reduction = options.get("reduction", "none")
+    grad = np.moveaxis(grad * reduction_scale(loss.size, reduction), -1, axis)
+    return reduce(loss, reduction), (grad,)
+
+
+def entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``H(p) = -sum p log p``; ``dH/dp = -(log p + 1)`` (``+inf`` at ``p = 0``)."""
+    return _information(arrays, options, "entropy")
+
+
+def kl_divergence_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``KL(p||q) = sum p log(p/q)``; ``d/dq = -p/q`` (0 where ``p = 0``)."""
+    return _information(arrays, options, "kl_divergence")
+
+
+def cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``H(p, q) = -sum p log q``; ``d/dq = -p/q`` (0 where ``p = 0``)."""
+    return _information(arrays, options, "cross_entropy")
+
+
+def linear_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """Softmax CE of ``z = cap(h W^T + b)``, ``cap(x) = s tanh(x/s)``, plus ``lambda lse^2``.
+
+    ``dl/dz_c = p_c (1 + 2 lambda lse) - (1-eps)[c == y] - eps/V`` (0 for an ignored target),
+    times ``1 - tanh^2`` under the cap; then ``dh = dz W``, ``dW = dz^T h``, ``db = sum dz``.
+    """
+    hidden, weight = _f64(arrays["hidden"]), _f64(arrays["weight"])
+    bias = arrays.get("bias")
+    h = hidden.reshape(-1, hidden.shape[-1])
+    y = np.asarray(arrays["targets"]).reshape(-1).astype(np.int64)
+    vocab = weight.shape[0]
+    z = h @ weight.T + (0.0 if bias is None else _f64(bias))
+    softcap = options.get("softcap")
+    capped = None
+    if softcap is not None:
+        capped = np.tanh(z / softcap)
+        z = softcap * capped
+    eps = float(options.get("label_smoothing", 0.0))
+    z_loss = float(options.get("z_loss", 0.0))
+    ignore = options.get("ignore_index")
+    keep = np.ones(y.shape, bool) if ignore is None else y != ignore
+    safe = np.where(keep, y, 0)
+    onehot = (safe[:, None] == np.arange(vocab)).astype(np.float64)
+    logp = log_softmax(z, axis=-1)
+    lse = z[:, 0] - logp[:, 0]
+    loss = -(1.0 - eps) * np.sum(onehot * logp, axis=-1) - eps * np.mean(logp, axis=-1)
+    loss = np.where(keep, loss + z_loss * lse**2, 0.0)
+    reduction = options.get("reduction", "mean")
+    total = float(np.sum(keep))
+    scale = reduction_scale(loss.size, reduction, total)
+    dz = np.exp(logp) * (1.0 + 2.0 * z_loss * lse)[:, None] - (1.0 - eps) * onehot - eps / vocab
+    dz = np.where(keep[:, None], dz, 0.0) * scale
+    if capped is not None:
+        dz = dz * (1.0 - capped**2)
+    grads = [(dz @ weight).reshape(hidden.shape), dz.T @ h]
+    if bias is not None:
+        grads.append(np.sum(dz, axis=0))
+    return reduce(loss.reshape(hidden.shape[:-1]), reduction, total), tuple(grads)
+
+
+REFERENCES: dict[str, Callable[..., Result]] = {
+    "softmax_cross_entropy": softmax_cross_entropy_reference,
+    "categorical_cross_entropy": categorical_cross_entropy_reference,
+    "softmax_focal_loss": softmax_focal_loss_reference,
+    "poly1_cross_entropy": poly1_cross_entropy_reference,
+    "sigmoid_cross_entropy": sigmoid_cross_entropy_reference,
+    "binary_cross_entropy": binary_cross_entropy_reference,
+    "sigmoid_focal_loss": sigmoid_focal_loss_reference,
+    "entropy": entropy_reference,
+    "kl_divergence": kl_divergence_reference,
+    "cross_entropy": cross_entropy_reference,
+    "linear_cross_entropy": linear_cross_entropy_reference,
+}
+
+
+CLIPPING = ("categorical_cross_entropy", "binary_cross_entropy")
+
+
+def compute_dtype(dtype: str) -> str:
+    """The dtype the core computes in for inputs of ``dtype`` (float32 below 64 bits)."""
+    return "float64" if dtype == "float64" else "float32"
+
+
+def reference(
+    variant: str, arrays: Arrays, options: Mapping[str, Any], dtype: str = "float64"
+) -> Result:
+    """``(value, gradients)`` of ``variant`` in float64 on ``arrays`` (already rounded to
+    ``dtype``, whose compute dtype places the clip bounds)."""
+    if variant in CLIPPING:
+        return REFERENCES[variant](arrays, options, compute_dtype(dtype))
+    return REFERENCES[variant](arrays, options)
