@@ -190,7 +190,9 @@ def dense_target_weights(
         t = xp.astype(sparse.onehot(xp), dtype) * xp.astype(sparse.keep, dtype)[..., None]
         keep = xp.astype(sparse.keep, dtype)[..., None]
     else:
-        t = nan_outside(xp, xp.astype(targets, dtype), low=0.0)
+        t = xp.astype(targets, dtype)
+        if not xp.isdtype(targets.dtype, "bool"):
+            t = nan_outside(xp, t, low=0.0)  # NaN where the value check would raise
         keep = None
     if label_smoothing:
         smooth = label_smoothing / num_classes

@@ -64,7 +64,9 @@ def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
 
 def smoothed_targets(xp: Any, targets: Any, label_smoothing: float, dtype: Any) -> Any:
     r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`."""
-    t = nan_outside(xp, xp.astype(targets, dtype), 0.0, 1.0)  # NaN where the check would raise
+    t = xp.astype(targets, dtype)
+    if not xp.isdtype(targets.dtype, "bool"):
+        t = nan_outside(xp, t, 0.0, 1.0)  # NaN where the value check would raise
     if label_smoothing:
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return t

@@ -107,6 +107,7 @@ def _run_bwd(
     cotangents: list[Any] = [None] * num_arrays
     if isinstance(cotangent, SymbolicZero):  # the loss does not reach the differentiated output
         return tuple(cotangents)
+    cotangent = jnp.asarray(cotangent)  # jax.test_util.check_grads passes NumPy cotangents
     grads = op.backward(ops.namespace_of(cotangent), residuals, cotangent)
     if len(positions) == 1:
         grads = (grads,)
