@@ -5,9 +5,12 @@
   differentiable: ``gradgradcheck`` must meet the adapter's clear ``RuntimeError`` instead of a
   wrong second derivative.
 * JAX: ``jax.test_util.check_grads(order=1, modes=["rev"])`` under ``jax.enable_x64`` through
-  ``xentropy.backends.jax.apply_op`` (``LinearCrossEntropy`` included: its three gradients).
+  ``xentropy.backends.jax.apply_op``.
 * TensorFlow: ``tf.test.compute_gradient`` (theoretical against numerical Jacobian) through
   ``xentropy.backends.tensorflow.apply_op``.
+
+``LinearCrossEntropy`` is checked with respect to all three of its differentiated inputs (hidden
+states, weight, bias) on each framework.
 
 Inputs stay away from the clip points and kinks (probabilities in [0.05, 0.95], logits of moderate
 size), so that finite differences are meaningful.
@@ -42,10 +45,9 @@ class Case:
 
     @property
     def positions(self) -> tuple[int, ...]:
-        """The arrays the operator's backward differentiates."""
-        if isinstance(self.op, ops.LinearCrossEntropy):
-            return (0, 1, 3)
-        return (ops.op_prediction_position(self.op, len(self.inputs())),)
+        """The arrays the operator's backward differentiates (LinearCrossEntropy: hidden, weight
+        and bias)."""
+        return ops.op_gradient_positions(self.op, len(self.inputs()))
 
 
 def logits(rng):
@@ -181,38 +183,34 @@ def autograd(torch):
     return require_or_skip("torch", "xentropy.backends.torch._autograd")
 
 
-def torch_loss(torch, autograd, case: Case) -> tuple[Callable[..., Any], Any]:
-    """(loss as a function of the prediction, the prediction), in float64."""
-    if isinstance(case.op, ops.LinearCrossEntropy):
-        pytest.skip(
-            "the torch adapter's apply registers one gradient (the prediction's); "
-            "LinearCrossEntropy needs three (hidden, weight, bias)"
-        )
+def torch_loss(torch, autograd, case: Case) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """(loss as a function of the differentiated inputs, those inputs), in float64."""
     arrays = [None if a is None else torch.asarray(a) for a in case.inputs()]
-    (position,) = case.positions
+    positions = case.positions
     names = tuple(f"array{i}" for i in range(len(arrays)))
-    prediction = arrays[position].clone().requires_grad_(True)
+    differentiated = tuple(arrays[p].clone().requires_grad_(True) for p in positions)
 
-    def loss(x):
+    def loss(*xs):
         full = list(arrays)
-        full[position] = x
+        for position, x in zip(positions, xs, strict=True):
+            full[position] = x
         return autograd.apply(case.op, names, *full)
 
-    return loss, prediction
+    return loss, differentiated
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_torch_gradcheck(torch, autograd, case):
-    loss, prediction = torch_loss(torch, autograd, case)
-    assert torch.autograd.gradcheck(loss, (prediction,), eps=1e-6, atol=1e-6, rtol=1e-5)
+    loss, inputs = torch_loss(torch, autograd, case)
+    assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_torch_gradgradcheck_raises_clearly(torch, autograd, case):
     """No double backward: a clear RuntimeError, never a wrong second derivative."""
-    loss, prediction = torch_loss(torch, autograd, case)
+    loss, inputs = torch_loss(torch, autograd, case)
     with pytest.raises(RuntimeError, match="gradient of this loss is not differentiable"):
-        torch.autograd.gradgradcheck(loss, (prediction,))
+        torch.autograd.gradgradcheck(loss, inputs)
 
 
 # --- JAX ---------------------------------------------------------------------------------------
@@ -275,16 +273,18 @@ def tf():
 @pytest.mark.parametrize("case", PARAMS)
 def test_tf_compute_gradient(tf, case):
     xtf = require_or_skip("tensorflow", "xentropy.backends.tensorflow")
-    if isinstance(case.op, ops.LinearCrossEntropy):
-        pytest.skip("the TF adapter's apply_op registers one gradient; LinearCrossEntropy has 3")
     arrays = [None if a is None else tf.constant(a) for a in case.inputs()]
-    (position,) = case.positions
+    positions = case.positions
 
-    def loss(x):
+    def loss(*xs):
         full = list(arrays)
-        full[position] = x
+        for position, x in zip(positions, xs, strict=True):
+            full[position] = x
         return xtf.apply_op(case.op, *full)
 
-    theoretical, numerical = tf.test.compute_gradient(loss, [arrays[position]], delta=1e-6)
-    assert theoretical[0].dtype == np.float64
-    np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-5, atol=1e-7)
+    theoretical, numerical = tf.test.compute_gradient(
+        loss, [arrays[p] for p in positions], delta=1e-6
+    )
+    for t, n in zip(theoretical, numerical, strict=True):
+        assert t.dtype == np.float64
+        np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-7)
