@@ -40,6 +40,20 @@ class TfProbe(MemoryProbe):
         self._device = device
         self._base = 0
 
+    @classmethod
+    def or_nothing(cls, tf: Any, device: str) -> MemoryProbe:
+        """This probe where the device's allocator keeps statistics; else one measuring nothing.
+
+        TensorFlow's CPU allocator keeps none (``get_memory_info`` raises ``ValueError``).
+        """
+        try:
+            tf.config.experimental.get_memory_info(device)
+        except ValueError:
+            probe = MemoryProbe()
+            probe.method = f"not measured: TensorFlow keeps no allocator statistics on {device}"
+            return probe
+        return cls(tf, device)
+
     def start(self) -> None:
         self._tf.config.experimental.reset_memory_stats(self._device)
         self._base = self._tf.config.experimental.get_memory_info(self._device)["current"]
@@ -62,7 +76,7 @@ class TensorFlowSuite:
             raise SkipBackend("tensorflow has no GPU")
         self.tf = tf
         self.device_name = "/GPU:0" if device == "cuda" else "/CPU:0"
-        return TfProbe(tf, "GPU:0" if device == "cuda" else "CPU:0")
+        return TfProbe.or_nothing(tf, "GPU:0" if device == "cuda" else "CPU:0")
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": self.tf.__version__}

@@ -2,6 +2,8 @@
 
 Modes: ``eager`` and ``compile`` (``torch.compile``, ``dynamic=False``; the warm-up call
 compiles). Forward+backward is the loss followed by ``torch.autograd.grad`` for the logits.
+Mode ``validate`` prices the eager value checks: ours with ``validate=True`` (the default)
+against ours with ``validate=False`` in the native column.
 """
 
 from __future__ import annotations
@@ -138,6 +140,29 @@ class TorchSuite:
                 make = self.impl if is_adapter else self.core_impl
                 ours = make(label, fn, args, compiled)
                 yield Matchup(self.name, mode, case, native, ours, note)
+        yield from self.validation_costs(cases)
+
+    def validation_costs(self, cases: tuple[Case, ...]) -> Iterator[Matchup]:
+        """Rows pricing ``validate=True`` (ours column) against ``validate=False`` (native)."""
+        fns = {}
+        for kind, name in NATIVE_NAMES.items():
+            fn, label, is_adapter, _ = adapter_or_core(name, CORE_NAMES[kind], ADAPTER_MODULES)
+            if is_adapter:
+                fns[kind] = (fn, label)
+        for case in cases:
+            if case.kind not in fns:
+                continue
+            fn, label = fns[case.kind]
+            t = self.tensors(case)
+            args = (t["logits"], t["targets"])
+
+            def unchecked(*a: Any, fn: Callable[..., Any] = fn) -> Any:
+                return fn(*a, validate=False)
+
+            checked = self.impl(f"{label}(validate=True)", fn, args, False)
+            plain = self.impl(f"{label}(validate=False)", unchecked, args, False)
+            note = "validate: ours = validate=True, native = validate=False (same adapter)"
+            yield Matchup(self.name, "validate", case, plain, checked, note)
 
 
 def versions() -> dict[str, str]:

@@ -557,11 +557,38 @@ def test_out_of_range_label_is_nan_when_traced(transform, bad):
 
 
 def test_validate_false_skips_the_check_eagerly():
+    """No error (the labels are not read back); the bad example's loss is NaN, the others equal
+    the validated loss on valid labels."""
     logits = jnp.asarray(BAD_LOGITS, dtype=jnp.float32)
     loss = xjax.softmax_cross_entropy_with_integer_labels(
         logits, jnp.array([0, 3, 2, 1]), validate=False
     )
-    assert np.isnan(loss[1]) and np.isfinite(np.asarray(loss)[[0, 2, 3]]).all()
+    expected = xjax.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1, 2, 1]))
+    good = np.array([True, False, True, True])
+    assert np.isnan(loss[1]) and np.isfinite(np.asarray(loss)[good]).all()
+    assert_close(np.asarray(loss)[good], np.asarray(expected)[good], "float32")
+    labels = jnp.array([[0.0, 1.5, 0.0]] * 4)
+    with pytest.raises(ValueError, match=r"got 1\.5"):
+        xjax.sigmoid_binary_cross_entropy(logits, labels)
+    loss = np.asarray(xjax.sigmoid_binary_cross_entropy(logits, labels, validate=False))
+    assert np.isnan(loss[:, 1]).all() and np.isfinite(loss[:, [0, 2]]).all()
+
+
+def test_linear_cross_entropy_validate():
+    """The fused loss: ValueError naming the index by default, a NaN row with validate=False."""
+    hidden = jnp.asarray(BAD_LOGITS, dtype=jnp.float32)
+    weight = jnp.asarray(rng_for("jax-adapter", "lce-validate").normal(size=(5, 3)), jnp.float32)
+    labels = jnp.array([0, 5, 2, -100])
+    with pytest.raises(ValueError, match="class index 5"):
+        xjax.linear_cross_entropy(hidden, weight, labels, ignore_index=-100, reduction="none")
+    loss = xjax.linear_cross_entropy(
+        hidden, weight, labels, ignore_index=-100, reduction="none", validate=False
+    )
+    expected = xjax.linear_cross_entropy(
+        hidden, weight, jnp.array([0, 1, 2, -100]), ignore_index=-100, reduction="none"
+    )
+    assert np.isnan(loss[1])
+    assert_close(np.asarray(loss)[[0, 2, 3]], np.asarray(expected)[[0, 2, 3]], "float32")
 
 
 # --- cotangents of the labels -----------------------------------------------------------------

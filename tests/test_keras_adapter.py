@@ -100,12 +100,17 @@ def test_parity_with_keras(case: script.Case) -> None:
 # --- the class surface --------------------------------------------------------------------
 
 
+VALIDATE_PARAMETER = ("validate", True, inspect.Parameter.KEYWORD_ONLY)
+
+
 @pytest.mark.parametrize("name", CLASSES)
 def test_constructor_matches_keras(name: str) -> None:
+    """Keras's parameters (names, defaults, kinds, order), then keyword-only ``validate``."""
     ours = inspect.signature(getattr(xkeras, name).__init__).parameters
     theirs = inspect.signature(getattr(keras.losses, name).__init__).parameters
     assert [(p.name, p.default, p.kind) for p in ours.values()] == [
-        (p.name, p.default, p.kind) for p in theirs.values()
+        *((p.name, p.default, p.kind) for p in theirs.values()),
+        VALIDATE_PARAMETER,
     ]
     loss = getattr(xkeras, name)()
     assert isinstance(loss, keras.losses.Loss)
@@ -119,8 +124,10 @@ def test_function_signatures_match_keras(name: str) -> None:
     ours = inspect.signature(getattr(xkeras, function)).parameters
     theirs = inspect.signature(getattr(keras.losses, function)).parameters
     assert [(p.name, p.default) for p in ours.values()] == [
-        (p.name, p.default) for p in theirs.values()
+        *((p.name, p.default) for p in theirs.values()),
+        VALIDATE_PARAMETER[:2],
     ]
+    assert ours["validate"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -336,6 +343,90 @@ def test_focal_losses_from_logits_are_exact() -> None:
     binary = (ce * miss**2).mean(-1)
     ours_binary = xkeras.BinaryFocalCrossentropy(from_logits=True, reduction=None)(y, x)
     np.testing.assert_allclose(numpy(ours_binary), binary, rtol=1e-6)
+
+
+# --- validate: the eager value checks, on by default --------------------------------------
+
+BAD_ONE_HOT = ONE_HOT.copy()
+BAD_ONE_HOT[1, 0] = -0.5  # a negative target: categorical rows
+BAD_BINARY = ONE_HOT.copy()
+BAD_BINARY[1, 0] = 1.5  # a target above 1: binary entries, averaged over the row
+# name -> (options, bad y_true, the same with valid values, y_pred, what the error names); the
+# bad entry is in example 1 each time
+VALIDATE_CASES: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, str]] = {
+    "BinaryCrossentropy": ({"from_logits": True}, BAD_BINARY, ONE_HOT, LOGITS, r"got 1\.5"),
+    "CategoricalCrossentropy": ({"from_logits": True}, BAD_ONE_HOT, ONE_HOT, LOGITS, r"got -0\.5"),
+    "SparseCategoricalCrossentropy": (
+        {"from_logits": True},
+        np.array([2, 3, 0, 1]),
+        np.array([2, 1, 0, 1]),
+        LOGITS,
+        "class index 3",
+    ),
+    "BinaryFocalCrossentropy": ({}, BAD_BINARY, ONE_HOT, PROBS, r"got 1\.5"),
+    "CategoricalFocalCrossentropy": ({}, BAD_ONE_HOT, ONE_HOT, PROBS, r"got -0\.5"),
+}
+BAD_EXAMPLE = np.array([False, True, False, False])
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_validate_is_on_by_default(name: str) -> None:
+    """An invalid target raises ValueError naming the value: class and function, by default."""
+    options, bad, _, y_pred, match = VALIDATE_CASES[name]
+    assert getattr(xkeras, name)().validate is True
+    with pytest.raises(ValueError, match=match):
+        getattr(xkeras, name)(**options)(bad, y_pred)
+    with pytest.raises(ValueError, match=match):
+        getattr(xkeras, FUNCTIONS[name])(bad, y_pred, **options)
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_validate_false_gives_nan_for_the_bad_example_only(name: str) -> None:
+    """validate=False (class or function): no error; the bad example's loss is NaN, the others
+    equal the validated loss on valid targets."""
+    options, bad, good, y_pred, _ = VALIDATE_CASES[name]
+    expected = numpy(getattr(xkeras, name)(**options, reduction=None)(good, y_pred))
+    by_class = getattr(xkeras, name)(**options, reduction=None, validate=False)(bad, y_pred)
+    by_function = getattr(xkeras, FUNCTIONS[name])(bad, y_pred, **options, validate=False)
+    for losses in (numpy(by_class), numpy(by_function)):
+        assert np.isnan(losses[BAD_EXAMPLE]).all() and np.isfinite(losses[~BAD_EXAMPLE]).all()
+        np.testing.assert_allclose(losses[~BAD_EXAMPLE], expected[~BAD_EXAMPLE], rtol=1e-6)
+    # the default reduction: NaN, not an error
+    assert np.isnan(numpy(getattr(xkeras, name)(**options, validate=False)(bad, y_pred)))
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_validate_config_round_trip(name: str) -> None:
+    """``validate`` is kept by ``get_config`` (True by default), restored by ``from_config`` and
+    by Keras's serialisation, and honoured by the restored loss."""
+    cls = getattr(xkeras, name)
+    assert cls().get_config()["validate"] is True
+    loss = cls(**OPTIONS[name], validate=False)
+    config = loss.get_config()
+    assert config["validate"] is False
+    assert cls.from_config(config).validate is False
+    serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(loss)))
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert type(restored) is cls and restored.validate is False
+    assert restored.get_config() == config
+    options, bad, _, y_pred, _ = VALIDATE_CASES[name]
+    restored = cls.from_config({**cls(**options, validate=False).get_config(), "reduction": None})
+    assert np.isnan(numpy(restored(bad, y_pred))[1])
+
+
+def test_validate_is_keyword_only_and_read_at_each_call() -> None:
+    with pytest.raises(TypeError):
+        xkeras.SparseCategoricalCrossentropy(
+            True, None, "sum_over_batch_size", -1, "name", None, False
+        )
+    options, bad, _, y_pred, match = VALIDATE_CASES["SparseCategoricalCrossentropy"]
+    loss = xkeras.SparseCategoricalCrossentropy(**options, reduction=None)
+    loss.validate = False
+    assert np.isnan(numpy(loss(bad, y_pred))[1])
+    assert loss.get_config()["validate"] is False
+    loss.validate = True
+    with pytest.raises(ValueError, match=match):
+        loss(bad, y_pred)
 
 
 # --- one subprocess per Keras backend: model.fit, save / load, parity there ---------------

@@ -263,10 +263,12 @@ def test_sigmoid_all_dimensions_unknown(tf, xtf):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_signature_matches_tf_nn(tf, xtf, function):
+    """tf.nn's parameters (names, kinds, defaults, order), then one keyword-only extra."""
     ours = inspect.signature(getattr(xtf.nn, function)).parameters
     theirs = inspect.signature(native(tf, function)).parameters
     assert [(p.name, p.kind, p.default) for p in ours.values()] == [
-        (p.name, p.kind, p.default) for p in theirs.values()
+        *((p.name, p.kind, p.default) for p in theirs.values()),
+        ("validate", inspect.Parameter.KEYWORD_ONLY, True),
     ]
 
 
@@ -335,6 +337,88 @@ def test_out_of_range_labels_give_nan_rows_when_traced(tf, xtf, mode):
     expected_grad = np.where(bad[:, None], np.nan, numpy64(expected_grad))
     assert_close(numpy64(loss), expected_loss, "float32", rtol=1e-5, atol=1e-6)
     assert_close(numpy64(grad), expected_grad, "float32", rtol=1e-5, atol=1e-6)
+
+
+# --- validate: the eager value checks, on by default -----------------------------------------
+
+
+def validate_case(
+    tf: Any, xtf: Any, function: str
+) -> tuple[Callable[..., Any], list[Any], Any, Any, np.ndarray, str]:
+    """(fn(labels, logits, *extra, **kwargs), [logits, cotangent, *extra], bad labels, the same
+    labels with valid values, bad entries of the per-example loss, what the error names)."""
+    rng = rng_for("validate", function)
+    if function == "linear_cross_entropy":
+        hidden = tf.constant(rng.normal(size=(4, 3)))
+        projection = tf.constant(rng.normal(size=(5, 3)))
+
+        def fn(labels: Any, logits: Any, **kwargs: Any) -> Any:
+            return xtf.linear_cross_entropy(logits, projection, labels, reduction="none", **kwargs)
+
+        bad, good = tf.constant([0, 5, 1, 2]), tf.constant([0, 4, 1, 2])
+        rows = np.array([False, True, False, False])
+        return fn, [hidden, tf.constant(rng.normal(size=4))], bad, good, rows, "class index 5"
+    fn = getattr(xtf.nn, function)
+    logits = tf.constant(rng.normal(scale=3.0, size=(4, 5)))
+    rows = np.array([False, True, False, False])
+    if function == "sparse_softmax_cross_entropy_with_logits":
+        bad, good, match = tf.constant([0, 7, 1, 2]), tf.constant([0, 4, 1, 2]), "class index 7"
+    elif function == "softmax_cross_entropy_with_logits":
+        labels = rng.dirichlet(np.ones(5), size=4)
+        good = tf.constant(labels.copy())
+        labels[1, 2] = -0.5
+        bad, match = tf.constant(labels), r"got -0\.5"
+    else:
+        labels = rng.random((4, 5))
+        good = tf.constant(labels.copy())
+        labels[1, 2] = 1.5
+        bad, match = tf.constant(labels), r"got 1\.5"
+        rows = np.zeros((4, 5), dtype=bool)
+        rows[1, 2] = True
+    cotangent = tf.constant(rng.normal(size=rows.shape))
+    extra = [tf.constant([2.0, 0.5, 1.0, 3.0, 1.25], tf.float64)]
+    extra = extra if function == "weighted_cross_entropy_with_logits" else []
+    return fn, [logits, cotangent, *extra], bad, good, rows, match
+
+
+VALIDATE_FUNCTIONS = (*FUNCTIONS, "linear_cross_entropy")
+
+
+@pytest.mark.parametrize("function", VALIDATE_FUNCTIONS)
+def test_validate_is_on_by_default(tf, xtf, function):
+    """An invalid label value raises ValueError naming it, by default and with validate=True."""
+    fn, (logits, _, *extra), bad, _, _, match = validate_case(tf, xtf, function)
+    with pytest.raises(ValueError, match=match):
+        fn(bad, logits, *extra)
+    with pytest.raises(ValueError, match=match):
+        fn(bad, logits, *extra, validate=True)
+
+
+@pytest.mark.parametrize("function", VALIDATE_FUNCTIONS)
+def test_validate_false_gives_nan_for_the_bad_examples_only(tf, xtf, function):
+    """validate=False: no error eagerly (the labels are not read back); the affected example's
+    loss and gradient are NaN, the others equal the validated result on valid labels."""
+    fn, (logits, cotangent, *extra), bad, good, rows, _ = validate_case(tf, xtf, function)
+    unchecked = loss_and_grad(tf, lambda *a: fn(*a, validate=False))
+    loss, grad = (numpy64(t) for t in unchecked(bad, logits, cotangent, *extra))
+    expected, expected_grad = (
+        numpy64(t) for t in loss_and_grad(tf, fn)(good, logits, cotangent, *extra)
+    )
+    assert np.isnan(loss[rows]).all() and np.isfinite(loss[~rows]).all()
+    np.testing.assert_allclose(loss[~rows], expected[~rows], rtol=1e-12, atol=1e-15)
+    grad_rows = rows if grad.shape == rows.shape else np.broadcast_to(rows[:, None], grad.shape)
+    assert np.isnan(grad[grad_rows]).all()
+    np.testing.assert_allclose(grad[~grad_rows], expected_grad[~grad_rows], rtol=1e-12, atol=1e-15)
+
+
+def test_validate_is_keyword_only_and_static_checks_stay(tf, xtf):
+    logits = tf.zeros([2, 3])
+    with pytest.raises(TypeError):
+        xtf.nn.sparse_softmax_cross_entropy_with_logits([0, 1], logits, None, False)
+    with pytest.raises(ValueError, match="rank 1"):
+        xtf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.zeros([2, 3], tf.int32), logits, validate=False
+        )
 
 
 def test_dense_labels_are_not_broadcast(tf, xtf):

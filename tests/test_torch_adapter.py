@@ -647,6 +647,129 @@ def test_nll_operator_without_value_checks_gives_nan(torch):
     assert torch.isfinite(loss[[0, 1, 2], [0, 0, 0]]).all()
 
 
+# --- validate: the eager value checks, on by default --------------------------------------------
+
+
+def validate_cases(
+    torch: ModuleType, adapter: ModuleType
+) -> dict[str, tuple[Callable[..., Any], Any, Any, Any, np.ndarray, str]]:
+    """name -> (fn, input, bad target, the same target with valid values, bad entries of the
+    per-example loss, what the error names). Float64 throughout."""
+    F = adapter.functional
+    rng = rng_for("validate")
+    f64 = "float64"
+    x = tensor(torch, rng.normal(size=(4, C)), f64)
+    w = tensor(torch, CLASS_WEIGHT, f64)
+    probs = tensor(torch, rng.uniform(0.05, 0.95, size=(4, 3)), f64)
+    t_bad = tensor(
+        torch, [[1.0, 0.0, 0.5], [0.0, 1.5, 1.0], [0.25, 0.0, 1.0], [1.0, 1.0, 0.0]], f64
+    )
+    t_good = t_bad.clone()
+    t_good[1, 1] = 1.0
+    bad_entry = np.zeros((4, 3), dtype=bool)
+    bad_entry[1, 1] = True
+    bad_row = np.array([False, True, False, False])
+    hidden = tensor(torch, rng.normal(size=(4, 3)), f64)
+    projection = tensor(torch, rng.normal(size=(C, 3)), f64)
+
+    def ce(input: Any, target: Any, **kwargs: Any) -> Any:
+        return F.cross_entropy(input, target, w, label_smoothing=0.1, **kwargs)
+
+    def lce(input: Any, target: Any, **kwargs: Any) -> Any:
+        return adapter.linear_cross_entropy(input, projection, target, **kwargs)
+
+    return {
+        "cross_entropy": (
+            ce,
+            x,
+            torch.tensor([0, 7, 1, -100]),
+            torch.tensor([0, 4, 1, -100]),
+            bad_row,
+            "class index 7",
+        ),
+        "nll_loss": (
+            F.nll_loss,
+            torch.log_softmax(x, dim=1),
+            torch.tensor([0, -1, 1, 2]),
+            torch.tensor([0, 3, 1, 2]),
+            bad_row,
+            "class index -1",
+        ),
+        "binary_cross_entropy": (
+            F.binary_cross_entropy,
+            probs,
+            t_bad,
+            t_good,
+            bad_entry,
+            r"got 1\.5",
+        ),
+        "binary_cross_entropy_with_logits": (
+            F.binary_cross_entropy_with_logits,
+            probs.logit(),
+            t_bad,
+            t_good,
+            bad_entry,
+            r"got 1\.5",
+        ),
+        "linear_cross_entropy": (
+            lce,
+            hidden,
+            torch.tensor([0, 5, 1, 2]),
+            torch.tensor([0, 4, 1, 2]),
+            bad_row,
+            "class index 5",
+        ),
+    }
+
+
+VALIDATE_IDS = (
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "linear_cross_entropy",
+)
+
+
+@pytest.mark.parametrize("case", VALIDATE_IDS)
+def test_validate_is_on_by_default(torch, adapter, case):
+    """An invalid target value raises ValueError naming it, by default and with validate=True."""
+    fn, x, bad_target, _, _, match = validate_cases(torch, adapter)[case]
+    with pytest.raises(ValueError, match=match):
+        fn(x, bad_target, reduction="none")
+    with pytest.raises(ValueError, match=match):
+        fn(x, bad_target, reduction="mean", validate=True)
+
+
+@pytest.mark.parametrize("case", VALIDATE_IDS)
+def test_validate_false_gives_nan_for_the_bad_examples_only(torch, adapter, case):
+    """validate=False: no error (no read-back of the values); the affected example's loss and
+    gradient are NaN, the other examples equal the validated result on valid targets."""
+    fn, x, bad_target, good_target, bad, _ = validate_cases(torch, adapter)[case]
+    loss, grad = value_and_grad(
+        torch, fn, x, bad_target, seed=case, reduction="none", validate=False
+    )
+    expected, expected_grad = value_and_grad(torch, fn, x, good_target, seed=case, reduction="none")
+    assert np.isnan(loss[bad]).all() and np.isfinite(loss[~bad]).all()
+    np.testing.assert_allclose(loss[~bad], expected[~bad], rtol=1e-12, atol=1e-15)
+    grad_bad = bad if grad.shape == bad.shape else bad[:, None] & np.ones(grad.shape, bool)
+    assert np.isnan(grad[grad_bad]).all()
+    np.testing.assert_allclose(grad[~grad_bad], expected_grad[~grad_bad], rtol=1e-12, atol=1e-15)
+    # a reduced loss is NaN, not an error
+    assert torch.isnan(fn(x, bad_target, reduction="sum", validate=False))
+
+
+def test_validate_false_still_checks_shapes_and_options(torch, F):
+    """Only the value checks are skipped: static checks do not read values back."""
+    x = torch.randn(4, C)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        F.cross_entropy(x, torch.tensor([0, 1, 2, 3]), label_smoothing=1.5, validate=False)
+    with pytest.raises(ValueError):
+        F.binary_cross_entropy_with_logits(x, torch.rand(4, 1), validate=False)
+    with pytest.raises(TypeError, match="positional arguments"):  # validate is keyword-only
+        F.cross_entropy(x, torch.tensor([0, 1, 2, 3]), None, None, -100, None, "mean", 0.0, False)
+
+
 def test_nll_loss_takes_class_indices_only(torch, F):
     with pytest.raises(ValueError, match="class indices"):
         F.nll_loss(torch.randn(4, C), torch.rand(4, C))
@@ -745,22 +868,57 @@ def target_for(target: Any) -> Any:
     return target.float() if target.is_floating_point() else target
 
 
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [
+        ("CrossEntropyLoss", "cross_entropy"),
+        ("NLLLoss", "nll_loss"),
+        ("BCELoss", "binary_cross_entropy"),
+        ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits"),
+    ],
+)
+def test_module_validate(torch, adapter, name, case):
+    """``validate`` is a keyword-only constructor argument, stored as an attribute, shown by
+    ``repr`` only when False, never in ``state_dict``, and handed to the function."""
+    _, x, bad_target, good_target, bad, match = validate_cases(torch, adapter)[case]
+    cls = getattr(adapter.nn, name)
+    checked, unchecked = cls(reduction="none"), cls(reduction="none", validate=False)
+    assert checked.validate is True and unchecked.validate is False
+    assert "validate" not in repr(checked)
+    assert "validate=False" in repr(unchecked)
+    assert checked.state_dict().keys() == unchecked.state_dict().keys()
+    with pytest.raises(ValueError, match=match):
+        checked(x, bad_target)
+    loss = unchecked(x, bad_target).numpy()
+    assert np.isnan(loss[bad]).all()
+    np.testing.assert_allclose(loss[~bad], checked(x, good_target).numpy()[~bad], rtol=1e-12)
+    # an attribute read at each call
+    unchecked.validate = True
+    with pytest.raises(ValueError, match=match):
+        unchecked(x, bad_target)
+
+
 def test_module_signatures_match_torch(torch, adapter):
     import inspect
 
+    def check(ours: Any, theirs: Any) -> None:
+        """torch's parameters (names, kinds, defaults, order), then keyword-only validate."""
+        mine = list(inspect.signature(ours).parameters.values())
+        native = list(inspect.signature(theirs).parameters.values())
+        assert [(p.name, p.kind, p.default) for p in mine] == [
+            *((p.name, p.kind, p.default) for p in native),
+            ("validate", inspect.Parameter.KEYWORD_ONLY, True),
+        ]
+
     for name in ("CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"):
-        ours = inspect.signature(getattr(adapter.nn, name).__init__).parameters
-        theirs = inspect.signature(getattr(torch.nn, name).__init__).parameters
-        assert [(p, ours[p].default) for p in ours] == [(p, theirs[p].default) for p in theirs]
+        check(getattr(adapter.nn, name).__init__, getattr(torch.nn, name).__init__)
     for name in (
         "cross_entropy",
         "nll_loss",
         "binary_cross_entropy",
         "binary_cross_entropy_with_logits",
     ):
-        ours = inspect.signature(getattr(adapter.functional, name)).parameters
-        theirs = inspect.signature(getattr(torch.nn.functional, name)).parameters
-        assert [(p, ours[p].default) for p in ours] == [(p, theirs[p].default) for p in theirs]
+        check(getattr(adapter.functional, name), getattr(torch.nn.functional, name))
 
 
 def test_doctests(adapter):

@@ -13,13 +13,13 @@ from ._elementwise_targets import (
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 
 
 @dataclass(frozen=True)
-class BinaryCrossEntropy:
+class BinaryCrossEntropy(CheckedValues):
     r"""Element-wise :math:`-[t \log p + (1-t) \log(1-p)]` of probabilities :math:`p`.
 
     Both logs are taken of the clipped probability and optionally floored (PyTorch floors at
@@ -48,7 +48,9 @@ class BinaryCrossEntropy:
 
     def _logs(self, xp: Any, probs: Any) -> tuple[Any, Any, Any, Any | None]:
         dtype = compute_dtype(xp, probs.dtype)
-        p = nan_outside(xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0)
+        p = nan_outside(
+            xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0, checked=self.values_checked
+        )
         p, passes = clip_probabilities(xp, p, self.epsilon)
         return p, xp.log(p), xp.log1p(-p), passes
 
@@ -59,17 +61,21 @@ class BinaryCrossEntropy:
         if self.log_floor is not None:
             log_p = xp.maximum(log_p, xp.full_like(log_p, self.log_floor))
             log_q = xp.maximum(log_q, xp.full_like(log_q, self.log_floor))
-        t = smoothed_targets(xp, targets, self.label_smoothing, p.dtype)
+        t = smoothed_targets(
+            xp, targets, self.label_smoothing, p.dtype, checked=self.values_checked
+        )
         losses = -(safe_weighted_log(xp, t, log_p) + safe_weighted_log(xp, 1.0 - t, log_q))
         if class_weight is not None:
-            losses = losses * cast_weight(xp, class_weight, p.dtype)
+            losses = losses * cast_weight(xp, class_weight, p.dtype, checked=self.values_checked)
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
         return xp.astype(loss, probs.dtype), (probs, targets, class_weight, denominator)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         probs, targets, class_weight, denominator = residuals
         p, log_p, log_q, passes = self._logs(xp, probs)
-        t = smoothed_targets(xp, targets, self.label_smoothing, p.dtype)
+        t = smoothed_targets(
+            xp, targets, self.label_smoothing, p.dtype, checked=self.values_checked
+        )
         zero = xp.zeros_like(p)
         d_log_p = xp.where(t == 0, zero, -t / xp.where(p == 0, xp.ones_like(p), p))
         d_log_q = xp.where(t == 1, zero, (1.0 - t) / xp.where(p == 1, xp.ones_like(p), 1.0 - p))
@@ -82,7 +88,7 @@ class BinaryCrossEntropy:
         if passes is not None:
             grad = xp.where(passes, grad, zero)
         if class_weight is not None:
-            grad = grad * cast_weight(xp, class_weight, p.dtype)
+            grad = grad * cast_weight(xp, class_weight, p.dtype, checked=self.values_checked)
         grad = grad * reduce_backward(
             xp, xp.astype(cotangent, p.dtype), denominator, self.reduction
         )

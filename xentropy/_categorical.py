@@ -20,7 +20,7 @@ from ._class_targets import (
     sparse_targets,
     xlogy,
 )
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 
@@ -39,7 +39,7 @@ def check_epsilon(epsilon: float | None) -> None:
 
 
 @dataclass(frozen=True)
-class CategoricalCrossEntropy:
+class CategoricalCrossEntropy(CheckedValues):
     r"""Cross entropy of given class probabilities :math:`q` against targets.
 
     :math:`\ell_i = -\sum_c a_{ic} \log \tilde q_{ic}` with :math:`\tilde q` the (optionally
@@ -74,15 +74,17 @@ class CategoricalCrossEntropy:
     def _prepared(self, xp: Any, probs: Any, targets: Any, class_weight: Any | None) -> Any:
         dtype = compute_dtype(xp, probs.dtype)
         q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
-        q = nan_rows_outside(xp, q, 0.0, None if self.normalize else 1.0)
-        w = cast_weight(xp, class_weight, dtype)
+        q = nan_rows_outside(
+            xp, q, 0.0, None if self.normalize else 1.0, checked=self.values_checked
+        )
+        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = q.shape[-1]
         total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
         if total is not None:
             q = q / total
         clipped, passes = clip_probabilities(xp, q, self.epsilon)
         sparse = (
-            sparse_targets(xp, targets, num_classes, self.ignore_index)
+            sparse_targets(xp, targets, num_classes, self.ignore_index, checked=self.values_checked)
             if is_sparse(probs, targets)
             else None
         )
@@ -95,6 +97,7 @@ class CategoricalCrossEntropy:
             class_weight=w,
             label_smoothing=self.label_smoothing,
             dtype=dtype,
+            checked=self.values_checked,
         )
         return dtype, w, q, total, clipped, passes, sparse, a
 

@@ -133,11 +133,16 @@ def move_class_axis_back(xp: Any, x: Any, axis: int) -> Any:
 
 @dataclass(frozen=True)
 class SparseTargets:
-    """Class indices made safe to gather with, and the masks that go with them."""
+    """Class indices made safe to gather with, and the masks that go with them.
+
+    A mask is ``None`` where it would be all false (``invalid``) or all true (``keep``): after
+    the eager value checks no index is out of range, and without ``ignore_index`` every example
+    counts, so neither costs a pass.
+    """
 
     index: Any  # (...,) indices clamped into [0, C)
-    keep: Any  # (...,) bool: in range and not ignored
-    invalid: Any  # (...,) bool: outside [0, C) and not ignore_index
+    keep: Any | None  # (...,) bool: in range and not ignored (None: all)
+    invalid: Any | None  # (...,) bool: outside [0, C) and not ignore_index (None: none)
     num_classes: int
 
     def onehot(self, xp: Any) -> Any:
@@ -146,10 +151,28 @@ class SparseTargets:
         classes = xp.arange(self.num_classes, dtype=self.index.dtype, device=device)
         return classes == self.index[..., None]
 
+    def keep_as(self, xp: Any, dtype: Any) -> Any:
+        """``keep`` as 0/1 values of ``dtype`` (ones where there is no mask)."""
+        if self.keep is None:
+            return xp.ones(tuple(self.index.shape), dtype=dtype, device=device_of(xp, self.index))
+        return xp.astype(self.keep, dtype)
+
+    def masked(self, xp: Any, losses: Any) -> Any:
+        """Per-example ``losses`` with 0 for ignored examples and NaN for invalid ones."""
+        if self.keep is not None:
+            losses = xp.where(self.keep, losses, xp.zeros_like(losses))
+        return nan_where(xp, self.invalid, losses)
+
 
 def sparse_targets(
-    xp: Any, targets: Any, num_classes: int, ignore_index: int | None
+    xp: Any, targets: Any, num_classes: int, ignore_index: int | None, *, checked: bool = False
 ) -> SparseTargets:
+    """The :class:`SparseTargets` of class indices; ``checked``: their values passed the checks."""
+    if checked:
+        keep = None if ignore_index is None else targets != ignore_index
+        index = targets if keep is None else xp.where(keep, targets, xp.zeros_like(targets))
+        index = xp.astype(index, indexing_dtype(xp), copy=False)
+        return SparseTargets(index=index, keep=keep, invalid=None, num_classes=num_classes)
     in_range = (targets >= 0) & (targets < num_classes)
     if ignore_index is None:
         keep, invalid = in_range, ~in_range
@@ -161,15 +184,26 @@ def sparse_targets(
     return SparseTargets(index=index, keep=keep, invalid=invalid, num_classes=num_classes)
 
 
+def target_weight(
+    xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any
+) -> Any | None:
+    """Per-example target weight ``w[y_i]`` (0 for ignored and invalid examples); ``None``
+    where every example weighs 1."""
+    if class_weight is None and sparse.keep is None:
+        return None
+    return gathered_weight(xp, sparse, class_weight, dtype)
+
+
 def gathered_weight(xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any) -> Any:
     """Per-example target weight ``w[y_i]`` (0 for ignored and invalid examples)."""
-    keep = xp.astype(sparse.keep, dtype)
+    keep = sparse.keep_as(xp, dtype)
     if class_weight is None:
         return keep
     shape = tuple(sparse.index.shape)
     if all(d is not None for d in shape):
         flat = xp.take(class_weight, xp.reshape(sparse.index, (-1,)), axis=0)
-        return xp.reshape(flat, shape) * keep
+        weight = xp.reshape(flat, shape)
+        return weight if sparse.keep is None else weight * keep
     # a traced array of unknown shape cannot be reshaped back: select with the one-hot mask
     zero = xp.zeros((), dtype=dtype, device=device_of(xp, class_weight))
     return xp.sum(xp.where(sparse.onehot(xp), class_weight, zero), axis=-1) * keep
@@ -184,16 +218,22 @@ def dense_target_weights(
     class_weight: Any | None,
     label_smoothing: float,
     dtype: Any,
+    checked: bool = False,
 ) -> Any:
-    """The per-class target weights :math:`a_{ic}` of the module docstring, shape (..., C)."""
+    """The per-class target weights :math:`a_{ic}` of the module docstring, shape (..., C).
+
+    ``checked``: the values passed the eager checks, so no NaN mask is needed.
+    """
+    keep = None
     if sparse is not None:
-        t = xp.astype(sparse.onehot(xp), dtype) * xp.astype(sparse.keep, dtype)[..., None]
-        keep = xp.astype(sparse.keep, dtype)[..., None]
+        t = xp.astype(sparse.onehot(xp), dtype)
+        if sparse.keep is not None:
+            keep = xp.astype(sparse.keep, dtype)[..., None]
+            t = t * keep
     else:
-        t = xp.astype(targets, dtype)
-        if not xp.isdtype(targets.dtype, "bool"):
+        t = xp.astype(targets, dtype, copy=False)
+        if not checked and not xp.isdtype(targets.dtype, "bool"):
             t = nan_outside(xp, t, low=0.0)  # NaN where the value check would raise
-        keep = None
     if label_smoothing:
         smooth = label_smoothing / num_classes
         t = (1.0 - label_smoothing) * t + (smooth if keep is None else smooth * keep)
@@ -207,34 +247,51 @@ def _inside(x: Any, low: float | None, high: float | None) -> Any | None:
     return ok
 
 
-def nan_outside(xp: Any, x: Any, low: float | None = None, high: float | None = None) -> Any:
+def nan_outside(
+    xp: Any,
+    x: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    checked: bool = False,
+) -> Any:
     """``x`` with NaN wherever it lies outside ``[low, high]`` (an open end where None).
 
     The value checks reject such entries eagerly. Where they do not run (under tracing, or with
     ``validate=False``) the entries become NaN, so that the loss and the gradient they reach are
-    NaN instead of a finite number computed from invalid input.
+    NaN instead of a finite number computed from invalid input. ``checked``: the checks ran and
+    passed; ``x`` is returned as it is.
     """
+    if checked:
+        return x
     ok = _inside(x, low, high)
     return x if ok is None else xp.where(ok, x, xp.full_like(x, float("nan")))
 
 
-def nan_rows_outside(xp: Any, x: Any, low: float | None, high: float | None) -> Any:
+def nan_rows_outside(
+    xp: Any, x: Any, low: float | None, high: float | None, *, checked: bool = False
+) -> Any:
     """``x`` with NaN in every row (last axis) that has an entry outside ``[low, high]`` or NaN.
 
     For probability vectors: an invalid entry where the target weight is 0 would otherwise be
-    dropped by ``0 * log q = 0`` and leave the row's loss finite.
+    dropped by ``0 * log q = 0`` and leave the row's loss finite. ``checked``: as in
+    :func:`nan_outside`.
     """
+    if checked:
+        return x
     ok = _inside(x, low, high)
     if ok is None:
         return x
     return xp.where(xp.all(ok, axis=-1, keepdims=True), x, xp.full_like(x, float("nan")))
 
 
-def cast_weight(xp: Any, weight: Any | None, dtype: Any) -> Any | None:
-    """A weight array (class_weight, alpha, pos_weight) in ``dtype``, NaN where negative."""
+def cast_weight(xp: Any, weight: Any | None, dtype: Any, *, checked: bool = False) -> Any | None:
+    """A weight array (class_weight, alpha, pos_weight) in ``dtype``, NaN where negative
+    (unless ``checked``: its values passed the eager checks)."""
     if weight is None:
         return None
-    return nan_outside(xp, xp.astype(weight, dtype, copy=False), low=0.0)
+    weight = xp.astype(weight, dtype, copy=False)
+    return nan_outside(xp, weight, low=0.0, checked=checked)
 
 
 def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:
@@ -248,7 +305,8 @@ def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:
 
 def safe_weighted_log(xp: Any, weights: Any, log_values: Any) -> Any:
     """``weights * log_values`` with ``0 * log 0 = 0`` (a -inf log where the weight is 0)."""
-    return weights * xp.where(weights == 0, xp.zeros_like(log_values), log_values)
+    zero = xp.zeros((), dtype=log_values.dtype, device=device_of(xp, log_values))
+    return weights * xp.where(weights == 0, zero, log_values)
 
 
 def xlogy(xp: Any, weights: Any, x: Any) -> Any:

@@ -62,10 +62,15 @@ def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
     return xp.asarray(weight, dtype=compute_dtype(xp, like.dtype), device=device_of(xp, like))
 
 
-def smoothed_targets(xp: Any, targets: Any, label_smoothing: float, dtype: Any) -> Any:
-    r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`."""
-    t = xp.astype(targets, dtype)
-    if not xp.isdtype(targets.dtype, "bool"):
+def smoothed_targets(
+    xp: Any, targets: Any, label_smoothing: float, dtype: Any, *, checked: bool = False
+) -> Any:
+    r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`.
+
+    Values outside [0, 1] become NaN unless ``checked`` (they passed the eager checks).
+    """
+    t = xp.astype(targets, dtype, copy=False)
+    if not checked and not xp.isdtype(targets.dtype, "bool"):
         t = nan_outside(xp, t, 0.0, 1.0)  # NaN where the value check would raise
     if label_smoothing:
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing

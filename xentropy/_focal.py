@@ -16,7 +16,7 @@ from ._class_targets import (
     safe_weighted_log,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._sigmoid import sigmoid, sigmoid_cross_entropy_grad, sigmoid_cross_entropy_terms
@@ -34,7 +34,7 @@ def _power_or_zero(xp: Any, base: Any, exponent: float) -> Any:
 
 
 @dataclass(frozen=True)
-class SoftmaxFocalLoss:
+class SoftmaxFocalLoss(CheckedValues):
     r""":math:`\ell_i = -\sum_c \alpha_c a_{ic} (1 - p_{ic})^\gamma \log p_{ic}`, p = softmax(z).
 
     With :math:`g_c = \alpha_c a_c\,[\gamma p_c (1-p_c)^{\gamma-1} \log p_c - (1-p_c)^\gamma]`,
@@ -75,8 +75,13 @@ class SoftmaxFocalLoss:
             axis=self.axis,
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
+            checked=self.values_checked,
         )
-        a = inputs.a if alpha is None else inputs.a * cast_weight(xp, alpha, inputs.a.dtype)
+        a = (
+            inputs.a
+            if alpha is None
+            else inputs.a * cast_weight(xp, alpha, inputs.a.dtype, checked=self.values_checked)
+        )
         log_p = inputs.log_p
         one_minus_p = -xp.expm1(log_p)
         return inputs, a, log_p, one_minus_p
@@ -162,7 +167,7 @@ def softmax_focal_loss(
 
 
 @dataclass(frozen=True)
-class SigmoidFocalLoss:
+class SigmoidFocalLoss(CheckedValues):
     r""":math:`\ell = \alpha_t\, \mathrm{ce}(x, t)\, m^\gamma` with the miss probability
     :math:`m = t\sigma(-x) + (1-t)\sigma(x)`.
 
@@ -195,7 +200,7 @@ class SigmoidFocalLoss:
     def _parts(self, xp: Any, logits: Any, targets: Any) -> tuple[Any, ...]:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
         miss = t * sigmoid(xp, -x) + (1.0 - t) * sigmoid(xp, x)
         balance = None if self.alpha is None else self.alpha * t + (1.0 - self.alpha) * (1.0 - t)
         return x, t, miss, balance

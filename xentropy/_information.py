@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ._checks import check_floating, check_range, check_reduction, check_same_shape, normalize_axis
 from ._class_targets import move_class_axis_back, move_class_axis_last, nan_rows_outside, xlogy
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 
@@ -24,7 +24,7 @@ Measure = Literal["entropy", "kl_divergence", "cross_entropy"]
 
 
 @dataclass(frozen=True)
-class InformationMeasure:
+class InformationMeasure(CheckedValues):
     """One of the three measures along ``axis``; the gradient is taken w.r.t. ``q`` (or ``p``)."""
 
     measure: Measure
@@ -45,7 +45,8 @@ class InformationMeasure:
 
     def _moved(self, xp: Any, x: Any, dtype: Any) -> Any:
         x = xp.astype(move_class_axis_last(xp, x, self.axis), dtype, copy=False)
-        return nan_rows_outside(xp, x, 0.0, 1.0)  # NaN rows where the value check would raise
+        # NaN rows where the value check would raise
+        return nan_rows_outside(xp, x, 0.0, 1.0, checked=self.values_checked)
 
     def forward(self, xp: Any, p: Any, q: Any = None) -> tuple[Any, tuple[Any, ...]]:
         prediction = p if q is None else q

@@ -27,17 +27,17 @@ from ._checks import (
     check_unit_interval,
     format_shape,
 )
-from ._class_targets import check_class_indices, indexing_dtype, nan_where
-from ._evaluate import evaluate
+from ._class_targets import SparseTargets, check_class_indices, nan_where, sparse_targets
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, device_of, namespace_of
-from ._native import add_at_index
+from ._native import RowBlocks, add_at_index
 from ._reduction import reduce_backward, reduce_losses
 
 DEFAULT_CHUNK_SIZE = 4096
 
 
 @dataclass(frozen=True)
-class LinearCrossEntropy:
+class LinearCrossEntropy(CheckedValues):
     """Chunked forward with an online log-sum-exp; chunked, recomputing backward."""
 
     chunk_size: int | None = None
@@ -100,28 +100,22 @@ class LinearCrossEntropy:
             z = self.softcap * xp.tanh(z / self.softcap)
         return z
 
-    def _targets(self, xp: Any, targets: Any, vocab: int) -> tuple[Any, Any, Any]:
-        in_range = (targets >= 0) & (targets < vocab)
-        keep = in_range if self.ignore_index is None else in_range & (targets != self.ignore_index)
-        invalid = (
-            ~in_range if self.ignore_index is None else ~in_range & (targets != self.ignore_index)
-        )
-        index = xp.astype(xp.where(in_range, targets, xp.zeros_like(targets)), indexing_dtype(xp))
-        return index, keep, invalid
+    def _targets(self, xp: Any, targets: Any, vocab: int) -> SparseTargets:
+        flat = xp.reshape(targets, (-1,))
+        return sparse_targets(xp, flat, vocab, self.ignore_index, checked=self.values_checked)
 
     def forward(
         self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, hidden.dtype)
         h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
-        flat_targets = xp.reshape(targets, (-1,))
         vocab = weight.shape[0]
-        index, keep, invalid = self._targets(xp, flat_targets, vocab)
+        sparse = self._targets(xp, targets, vocab)
         n = h.shape[0]
         device = device_of(xp, h)
         running_max = xp.full((n,), -float("inf"), dtype=dtype, device=device)
         running_sum = xp.zeros((n,), dtype=dtype, device=device)
-        target_logit = self._target_logits(xp, h, weight, bias, index, dtype)
+        target_logit = self._target_logits(xp, h, weight, bias, sparse.index, dtype)
         logit_sum = xp.zeros((n,), dtype=dtype, device=device)
         for start, stop in self._chunks(vocab):
             z, _ = self._logits(xp, h, weight, bias, start, stop, dtype)
@@ -144,10 +138,10 @@ class LinearCrossEntropy:
             losses = losses + eps * ((shift - logit_sum / vocab) + log_sum)
         if self.z_loss:
             losses = losses + self.z_loss * lse * lse
-        losses = xp.where(keep, losses, xp.zeros_like(losses))
-        losses = nan_where(xp, invalid, losses)
-        losses = xp.reshape(losses, tuple(targets.shape))
-        weights = xp.reshape(xp.astype(keep, dtype), tuple(targets.shape))
+        losses = xp.reshape(sparse.masked(xp, losses), tuple(targets.shape))
+        weights = None
+        if sparse.keep is not None:
+            weights = xp.reshape(xp.astype(sparse.keep, dtype), tuple(targets.shape))
         loss, denominator = reduce_losses(xp, losses, weights, self.reduction)
         residuals = (hidden, weight, targets, bias, shift, log_sum, denominator)
         return xp.astype(loss, hidden.dtype), residuals
@@ -159,18 +153,20 @@ class LinearCrossEntropy:
         lse = shift + log_sum
         h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
         vocab = weight.shape[0]
-        index, keep, invalid = self._targets(xp, xp.reshape(targets, (-1,)), vocab)
+        sparse = self._targets(xp, targets, vocab)
+        index = sparse.index
         upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, tuple(targets.shape))), (-1,))
-        keep_f = xp.astype(keep, dtype)
+        keep_f = sparse.keep_as(xp, dtype)
         eps = self.label_smoothing
         # d loss_i / d z_ic = p_ic (1 + 2 z_loss lse_i) - (1 - eps) [c == y_i] - eps / V;
         # an invalid row's NaN rides on its (N,) scale, set after every 0/1-mask product
         row_weight = keep_f * upstream
-        scale = nan_where(xp, invalid, (1.0 + 2.0 * self.z_loss * lse) * row_weight)
+        scale = nan_where(xp, sparse.invalid, (1.0 + 2.0 * self.z_loss * lse) * row_weight)
         at_target = -(1.0 - eps) * row_weight
         grad_h = xp.zeros_like(h)
-        grad_w_chunks, grad_b_chunks = [], []
+        grad_w = RowBlocks(xp, (vocab, h.shape[1]), weight.dtype, device_of(xp, h))
+        grad_b = None if bias is None else RowBlocks(xp, (vocab,), bias.dtype, device_of(xp, h))
         for start, stop in self._chunks(vocab):
             z, capped = self._logits(xp, h, weight, bias, start, stop, dtype)
             dz = xp.exp((z - shift[:, None]) - log_sum[:, None])
@@ -184,15 +180,11 @@ class LinearCrossEntropy:
                 dz *= 1.0 - capped * capped
             w = xp.astype(weight[start:stop, :], dtype, copy=False)
             grad_h = grad_h + xp.matmul(dz, w)
-            grad_w_chunks.append(xp.matmul(xp.matrix_transpose(dz), h))
-            if bias is not None:
-                grad_b_chunks.append(xp.sum(dz, axis=0))
-        grad_hidden = xp.astype(xp.reshape(grad_h, tuple(hidden.shape)), hidden.dtype)
-        grad_weight = xp.astype(xp.concat(grad_w_chunks, axis=0), weight.dtype)
-        grad_bias = (
-            None if bias is None else xp.astype(xp.concat(grad_b_chunks, axis=0), bias.dtype)
-        )
-        return grad_hidden, grad_weight, grad_bias
+            grad_w.put(start, stop, xp.matmul(xp.matrix_transpose(dz), h))
+            if grad_b is not None:
+                grad_b.put(start, stop, xp.sum(dz, axis=0))
+        grad_hidden = xp.astype(xp.reshape(grad_h, tuple(hidden.shape)), hidden.dtype, copy=False)
+        return grad_hidden, grad_w.result(), None if grad_b is None else grad_b.result()
 
 
 def linear_cross_entropy(

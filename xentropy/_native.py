@@ -41,15 +41,64 @@ def log_sum_exp(xp: Any, z: Any) -> tuple[Any, Any]:
     ``m`` is the row maximum and ``s = log sum exp(z - m)`` lies in ``[0, log C]``. Kept apart,
     ``(z_y - m) - s`` keeps the digits that ``z_y - (m + s)`` loses when the logits are large
     (at 1e4 in float32, ``m + s`` rounds ``s`` to a multiple of 1e-3).
-    A row whose maximum is not finite is shifted by 0 instead, so an all ``-inf`` row gives
-    ``-inf``. A row holding ``+inf`` gives NaN, as the fused kernels of PyTorch and TensorFlow do:
-    its softmax is undefined.
+    A row whose maximum is ``-inf`` (all ``-inf``) is shifted by a finite value instead and gives
+    ``-inf``. A row holding ``+inf`` gives NaN, as the fused kernels of PyTorch and TensorFlow
+    do: its softmax is undefined. Both are written with ``minimum``/``maximum`` rather than
+    ``where``: XLA's CPU backend fuses the former into the reductions, not the latter.
     """
     m = xp.max(z, axis=-1, keepdims=True)
-    shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    big = xp.finfo(z.dtype).max
+    shift = xp.minimum(xp.maximum(m, -big), big)
     s = xp.log(xp.sum(_exp_of_fresh(xp, z - shift), axis=-1))
-    s = xp.where(m[..., 0] == float("inf"), xp.full_like(s, float("nan")), s)
+    # m - max(m, -big): 0 for a finite maximum, -inf for -inf (log 0 already) and NaN for +inf
+    s = s + (m - xp.maximum(m, -big))[..., 0]
     return shift[..., 0], s
+
+
+def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
+    r""":math:`\sum_c a_c d_c` over the last axis, for ``a >= 0`` and ``d`` of one sign that may
+    be infinite, with :math:`0 \cdot \infty = 0` (a masked class carrying no target weight).
+
+    ``overwrite``: ``d`` is a fresh array the caller gives up; PyTorch and NumPy then work in it
+    instead of allocating two more arrays of its size (on a CPU a fresh large array costs as much
+    as the arithmetic, in page faults).
+
+    ``where(a == 0, 0, d)`` is the plain spelling. Under XLA's CPU backend a ``where`` over the
+    ``(N, C)`` array stops the reduction from fusing (several times slower), so JAX, where
+    ``d >= 0`` is required, clamps ``d`` at the largest float instead and restores ``+inf`` for a
+    row where some ``a > 0`` met ``d = +inf``, with ``minimum``/``maximum`` only.
+    """
+    if overwrite and _is_torch(xp):
+        return d.masked_fill_(a == 0, 0.0).mul_(a).sum(dim=-1)
+    if overwrite and _is_numpy(xp):
+        import numpy as np
+
+        np.copyto(d, 0.0, where=a == 0)
+        d *= a
+        return np.sum(d, axis=-1)
+    if not array_api_compat.is_jax_namespace(xp):
+        zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
+        return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
+    big = xp.finfo(d.dtype).max
+    total = xp.sum(a * xp.minimum(d, big), axis=-1)
+    # the largest a_c with d_c = +inf (d - big is 0 or less wherever d is finite)
+    hit = xp.max(xp.minimum(a, xp.maximum(d - big, 0.0)), axis=-1)
+    # -log(1 - min(hit big, 1)): 0 where hit = 0, +inf where hit > 1 / big (not a product by
+    # big * big, which XLA folds into hit * inf, NaN at 0)
+    return total - xp.log1p(-xp.minimum(hit * big, 1.0))
+
+
+def subtract_product(xp: Any, x: Any, a: Any, b: Any) -> Any:
+    """``x - a * b`` (broadcast to ``x``'s shape), in place in ``x`` where arrays are mutable.
+
+    ``x`` must be a fresh array the caller owns.
+    """
+    if _is_torch(xp):
+        return x.addcmul_(a, b, value=-1.0)
+    if _is_numpy(xp):
+        x -= a * b
+        return x
+    return x - a * b
 
 
 def log_softmax(xp: Any, z: Any) -> Any:
@@ -83,6 +132,29 @@ def softmax(xp: Any, z: Any, lse: tuple[Any, Any] | None = None) -> Any:
     return _exp_of_fresh(xp, shifted)
 
 
+def sigmoid(xp: Any, x: Any) -> Any:
+    r""":math:`1 / (1 + e^{-x})` without overflow for either sign (a fresh array)."""
+    if _is_torch(xp):
+        import torch
+
+        return torch.sigmoid(x)
+    if _is_tensorflow(xp):
+        import tensorflow as tf
+
+        return tf.math.sigmoid(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def log1p_exp(xp: Any, x: Any) -> Any:
+    r""":math:`\log(1 + e^{x})` (softplus) for ``x <= 0``, where it cannot overflow."""
+    if _is_torch(xp):
+        import torch
+
+        return torch.nn.functional.softplus(x)
+    return xp.log1p(xp.exp(x))
+
+
 def _exp_of_fresh(xp: Any, x: Any) -> Any:
     """``exp(x)`` for an array the caller just made: NumPy writes it in place (no temporary)."""
     if _is_numpy(xp):
@@ -108,3 +180,32 @@ def add_at_index(xp: Any, x: Any, index: Any, values: Any) -> Any:
         return x
     classes = xp.arange(x.shape[-1], dtype=index.dtype, device=device_of(xp, x))
     return x + xp.where(classes == index[..., None], values[..., None], xp.zeros_like(x))
+
+
+class RowBlocks:
+    """An array of ``shape`` assembled from consecutive blocks of rows, cast to ``dtype``.
+
+    Where arrays are mutable (PyTorch, NumPy) each block is written into one preallocated array,
+    so the result is never held twice; elsewhere (JAX, TensorFlow) the blocks are concatenated
+    at the end (under ``jax.jit`` XLA assembles them in place).
+    """
+
+    def __init__(self, xp: Any, shape: tuple[int, ...], dtype: Any, device: Any) -> None:
+        self._xp = xp
+        self._dtype = dtype
+        self._blocks: list[Any] = []
+        self._out = None
+        if _is_torch(xp) or _is_numpy(xp):
+            self._out = xp.empty(shape, dtype=dtype, device=device)
+
+    def put(self, start: int, stop: int, block: Any) -> None:
+        """Rows ``start:stop`` of the result."""
+        if self._out is None:
+            self._blocks.append(self._xp.astype(block, self._dtype, copy=False))
+        else:
+            self._out[start:stop, ...] = block
+
+    def result(self) -> Any:
+        if self._out is not None:
+            return self._out
+        return self._xp.concat(self._blocks, axis=0)

@@ -27,12 +27,13 @@ from ._class_targets import (
     nan_where,
     sparse_targets,
 )
+from ._evaluate import CheckedValues
 from ._namespace import compute_dtype, device_of
 from ._reduction import reduce_backward, reduce_losses
 
 
 @dataclass(frozen=True)
-class NegativeLogLikelihood:
+class NegativeLogLikelihood(CheckedValues):
     r""":math:`\ell_i = -w_{y_i} x_{i y_i}` of scores ``x`` (classes along ``axis``).
 
     Targets are integer class indices only (the shape of ``x`` without ``axis``). An example whose
@@ -68,8 +69,10 @@ class NegativeLogLikelihood:
     def _prepared(self, xp: Any, scores: Any, targets: Any, class_weight: Any | None) -> Any:
         dtype = compute_dtype(xp, scores.dtype)
         x = xp.astype(move_class_axis_last(xp, scores, self.axis), dtype, copy=False)
-        w = cast_weight(xp, class_weight, dtype)
-        sparse = sparse_targets(xp, targets, x.shape[-1], self.ignore_index)
+        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
+        sparse = sparse_targets(
+            xp, targets, x.shape[-1], self.ignore_index, checked=self.values_checked
+        )
         return x, sparse, gathered_weight(xp, sparse, w, dtype)
 
     def forward(
@@ -78,8 +81,7 @@ class NegativeLogLikelihood:
         x, sparse, example_weight = self._prepared(xp, scores, targets, class_weight)
         picked = xp.take_along_axis(x, sparse.index[..., None], axis=-1)[..., 0]
         losses = -example_weight * picked
-        losses = xp.where(sparse.keep, losses, xp.zeros_like(losses))
-        losses = nan_where(xp, sparse.invalid, losses)
+        losses = sparse.masked(xp, losses)
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         return xp.astype(loss, scores.dtype), (scores, targets, class_weight, denominator)
 

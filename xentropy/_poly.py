@@ -13,14 +13,14 @@ from ._class_targets import (
     nan_where,
     safe_weighted_log,
 )
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._softmax import softmax_inputs
 
 
 @dataclass(frozen=True)
-class Poly1CrossEntropy:
+class Poly1CrossEntropy(CheckedValues):
     r""":math:`\ell_i = \sum_c a_{ic}(-\log p_{ic}) + \epsilon \sum_c a_{ic}(1 - p_{ic})`.
 
     :math:`\partial \ell / \partial z_j
@@ -57,6 +57,7 @@ class Poly1CrossEntropy:
             axis=self.axis,
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
+            checked=self.values_checked,
         )
 
     def forward(

@@ -31,13 +31,14 @@ from ._class_targets import (
     xlogy,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
+from ._evaluate import CheckedValues
 from ._focal import _power_or_zero
 from ._namespace import compute_dtype
 from ._reduction import reduce_backward, reduce_losses
 
 
 @dataclass(frozen=True)
-class CategoricalFocalLoss:
+class CategoricalFocalLoss(CheckedValues):
     r"""Focal loss of class probabilities :math:`q` (Keras's ``CategoricalFocalCrossentropy``).
 
     .. math::
@@ -92,15 +93,17 @@ class CategoricalFocalLoss:
     ) -> tuple[Any, ...]:
         dtype = compute_dtype(xp, probs.dtype)
         q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
-        q = nan_rows_outside(xp, q, 0.0, None if self.normalize else 1.0)
-        w = cast_weight(xp, class_weight, dtype)
+        q = nan_rows_outside(
+            xp, q, 0.0, None if self.normalize else 1.0, checked=self.values_checked
+        )
+        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = q.shape[-1]
         total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
         if total is not None:
             q = q / total
         clipped, passes = clip_probabilities(xp, q, self.epsilon)
         sparse = (
-            sparse_targets(xp, targets, num_classes, self.ignore_index)
+            sparse_targets(xp, targets, num_classes, self.ignore_index, checked=self.values_checked)
             if is_sparse(probs, targets)
             else None
         )
@@ -113,9 +116,10 @@ class CategoricalFocalLoss:
             class_weight=w,
             label_smoothing=self.label_smoothing,
             dtype=dtype,
+            checked=self.values_checked,
         )
         if alpha is not None:
-            a = a * cast_weight(xp, alpha, dtype)
+            a = a * cast_weight(xp, alpha, dtype, checked=self.values_checked)
         example_weight = None if sparse is None else gathered_weight(xp, sparse, w, dtype)
         invalid = None if sparse is None else sparse.invalid
         return q, total, clipped, passes, a, example_weight, invalid
@@ -163,7 +167,7 @@ class CategoricalFocalLoss:
 
 
 @dataclass(frozen=True)
-class BinaryFocalLoss:
+class BinaryFocalLoss(CheckedValues):
     r"""Element-wise focal loss of probabilities :math:`p` (Keras's ``BinaryFocalCrossentropy``).
 
     .. math::
@@ -212,8 +216,10 @@ class BinaryFocalLoss:
 
     def _parts(self, xp: Any, probs: Any, targets: Any) -> tuple[Any, ...]:
         dtype = compute_dtype(xp, probs.dtype)
-        p = nan_outside(xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
+        p = nan_outside(
+            xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0, checked=self.values_checked
+        )
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
         clipped, passes = clip_probabilities(xp, p, self.epsilon)
         cross_entropy = -(
             safe_weighted_log(xp, t, xp.log(clipped))

@@ -12,48 +12,52 @@ from ._elementwise_targets import (
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
+from ._native import log1p_exp
+from ._native import sigmoid as native_sigmoid
 from ._reduction import reduce_backward, reduce_losses
 
 
 def sigmoid(xp: Any, x: Any) -> Any:
     r""":math:`\sigma(x) = 1 / (1 + e^{-x})`, evaluated without overflow for either sign."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return native_sigmoid(xp, x)
 
 
 def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
-    r"""Element-wise :math:`(1-t)\,\mathrm{softplus}(x) \ldots`, written without cancellation.
+    r"""Element-wise :math:`(1-t)\,x + L\,\mathrm{softplus}(-x)`, written without cancellation.
 
-    With :math:`L = 1 + (\text{pw} - 1)\,t`,
+    With :math:`L = 1 + (\text{pw} - 1)\,t` and :math:`a = |x|`,
 
     .. math::
 
-        \ell = (1-t)\,x + L\,\mathrm{softplus}(-x)
-             = (1-t)\max(x, 0) + \text{pw}\, t \max(-x, 0) + L \log(1 + e^{-|x|})
+        \ell = (1-t)\max(x, 0) + \text{pw}\, t \max(-x, 0) + L \log(1 + e^{-a})
+             = a \cdot \begin{cases} 1 - t & x \ge 0 \\ \text{pw}\, t & x < 0 \end{cases}
+               + L \log(1 + e^{-a})
 
-    and every term of the second form is non-negative for :math:`t \in [0, 1]`.
+    and every term is non-negative for :math:`t \in [0, 1]`, so a small loss next to large
+    logits keeps its digits (``softplus(x) - x t`` would lose them to cancellation).
     """
-    log_term = xp.log1p(xp.exp(-xp.abs(x)))
-    positive = xp.maximum(x, xp.zeros_like(x))
-    negative = xp.maximum(-x, xp.zeros_like(x))
+    a = xp.abs(x)
+    softplus_of_minus_a = log1p_exp(xp, -a)
     if pos_weight is None:
-        return (1.0 - t) * positive + t * negative + log_term
+        return a * xp.where(x >= 0, 1.0 - t, t) + softplus_of_minus_a
     return (
-        (1.0 - t) * positive + pos_weight * t * negative + (1.0 + (pos_weight - 1.0) * t) * log_term
+        a * xp.where(x >= 0, 1.0 - t, pos_weight * t)
+        + (1.0 + (pos_weight - 1.0) * t) * softplus_of_minus_a
     )
 
 
 def sigmoid_cross_entropy_grad(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
-    r""":math:`\partial \ell / \partial x = (1-t)\,\sigma(x) - \text{pw}\, t\, \sigma(-x)`."""
+    r""":math:`\partial \ell / \partial x = (1-t)\,\sigma(x) - \text{pw}\, t\, \sigma(-x)`
+    (a fresh array, which callers may scale in place)."""
     if pos_weight is None:
         return sigmoid(xp, x) - t
     return (1.0 - t) * sigmoid(xp, x) - pos_weight * t * sigmoid(xp, -x)
 
 
 @dataclass(frozen=True)
-class SigmoidCrossEntropy:
+class SigmoidCrossEntropy(CheckedValues):
     r"""Element-wise cross entropy of :math:`\sigma(x)` against targets in [0, 1]."""
 
     label_smoothing: float = 0.0
@@ -90,11 +94,11 @@ class SigmoidCrossEntropy:
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
-        pos_weight = cast_weight(xp, pos_weight, dtype)
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
+        pos_weight = cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
         losses = sigmoid_cross_entropy_terms(xp, x, t, pos_weight)
         if class_weight is not None:
-            losses = losses * cast_weight(xp, class_weight, dtype)
+            losses = losses * cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
         return xp.astype(loss, logits.dtype), (
             logits,
@@ -108,11 +112,13 @@ class SigmoidCrossEntropy:
         logits, targets, pos_weight, class_weight, denominator = residuals
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype)
-        grad = sigmoid_cross_entropy_grad(xp, x, t, cast_weight(xp, pos_weight, dtype))
+        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
+        grad = sigmoid_cross_entropy_grad(
+            xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
+        )
         if class_weight is not None:
-            grad = grad * cast_weight(xp, class_weight, dtype)
-        grad = grad * reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+            grad *= cast_weight(xp, class_weight, dtype, checked=self.values_checked)
+        grad *= reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         return xp.astype(grad, logits.dtype, copy=False)
 
 

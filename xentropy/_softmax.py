@@ -7,6 +7,7 @@ from typing import Any
 
 from ._checks import check_reduction
 from ._class_targets import (
+    SparseTargets,
     as_weight_array,
     cast_weight,
     check_class_targets,
@@ -16,17 +17,25 @@ from ._class_targets import (
     move_class_axis_back,
     move_class_axis_last,
     nan_where,
-    safe_weighted_log,
     sparse_targets,
+    target_weight,
 )
-from ._evaluate import evaluate
+from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
-from ._native import add_at_index, has_fused_softmax, log_softmax, log_sum_exp, softmax
+from ._native import (
+    add_at_index,
+    has_fused_softmax,
+    log_softmax,
+    log_sum_exp,
+    softmax,
+    subtract_product,
+    weighted_sum,
+)
 from ._reduction import reduce_backward, reduce_losses
 
 
 @dataclass(frozen=True)
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(CheckedValues):
     r"""Cross entropy of ``softmax(logits)`` against class indices or class probabilities.
 
     With :math:`\log p = \operatorname{log\_softmax}(z)` and target weights :math:`a_{ic}`
@@ -58,7 +67,7 @@ class SoftmaxCrossEntropy:
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
-        w = cast_weight(xp, class_weight, dtype)
+        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
         eps = self.label_smoothing
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
@@ -66,38 +75,63 @@ class SoftmaxCrossEntropy:
         log_p = log_softmax(xp, z) if fused else None
         lse = None if fused else log_sum_exp(xp, z)
         if is_sparse(logits, targets):
-            sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
-            example_weight = gathered_weight(xp, sparse, w, dtype)
+            sparse = self._sparse(xp, targets, num_classes)
+            example_weight = target_weight(xp, sparse, w, dtype)
             at_target = sparse.index[..., None]
             if fused:
                 log_p_target = xp.take_along_axis(log_p, at_target, axis=-1)[..., 0]
             else:
                 z_target = xp.take_along_axis(z, at_target, axis=-1)[..., 0]
                 log_p_target = (z_target - lse[0]) - lse[1]
-            losses = -(1.0 - eps) * example_weight * log_p_target
+            losses = -(1.0 - eps) * log_p_target
+            if example_weight is not None:
+                losses = losses * example_weight
             if eps:
                 losses = losses - eps / num_classes * self._summed_log_p(xp, z, log_p, lse, w)
-            losses = xp.where(sparse.keep, losses, xp.zeros_like(losses))
-            losses = nan_where(xp, sparse.invalid, losses)
+            losses = sparse.masked(xp, losses)
         else:
-            t = move_class_axis_last(xp, targets, self.axis)
-            a = dense_target_weights(
-                xp,
-                t,
-                sparse=None,
-                num_classes=num_classes,
-                class_weight=w,
-                label_smoothing=eps,
-                dtype=dtype,
-            )
-            if log_p is None:
-                log_p = (z - lse[0][..., None]) - lse[1][..., None]
-            losses = -xp.sum(safe_weighted_log(xp, a, log_p), axis=-1)
+            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype)
+            if log_p is not None:
+                losses = -weighted_sum(xp, a, log_p, overwrite=True)
+            else:
+                # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
+                # and no (N, C) log p to store (XLA fuses m - z into the reduction)
+                shift, log_sum = lse
+                losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(xp, a, shift[..., None] - z)
+            losses = nan_where(xp, bad_rows, losses)
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         shift, log_sum = (None, None) if lse is None else lse
         residuals = (logits, targets, class_weight, shift, log_sum, denominator)
         return xp.astype(loss, logits.dtype), residuals
+
+    def _dense_weights(
+        self, xp: Any, targets: Any, num_classes: int, w: Any | None, dtype: Any
+    ) -> tuple[Any, Any | None]:
+        """Target weights :math:`a` of probability targets, and the rows holding a bad target.
+
+        A row with a negative (or NaN) target is set to NaN as a whole, by its (N,) loss and
+        gradient scale, rather than entry by entry (which under XLA stores a masked copy).
+        """
+        t = move_class_axis_last(xp, targets, self.axis)
+        a = dense_target_weights(
+            xp,
+            t,
+            sparse=None,
+            num_classes=num_classes,
+            class_weight=w,
+            label_smoothing=self.label_smoothing,
+            dtype=dtype,
+            checked=True,  # bad rows are set to NaN whole, below
+        )
+        if self.values_checked or xp.isdtype(t.dtype, "bool"):
+            return a, None
+        return a, ~(xp.min(t, axis=-1) >= 0)  # a NaN minimum fails the test too
+
+    def _sparse(self, xp: Any, targets: Any, num_classes: int) -> SparseTargets:
+        return sparse_targets(
+            xp, targets, num_classes, self.ignore_index, checked=self.values_checked
+        )
 
     @staticmethod
     def _summed_log_p(
@@ -116,41 +150,35 @@ class SoftmaxCrossEntropy:
         lse = None if shift is None else (shift, log_sum)
         dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
-        w = cast_weight(xp, class_weight, dtype)
+        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         grad = softmax(xp, z, lse)  # a fresh array: updated in place below where possible
         eps = self.label_smoothing
         if is_sparse(logits, targets):
-            sparse = sparse_targets(xp, targets, num_classes, self.ignore_index)
-            keep = xp.astype(sparse.keep, dtype)
-            row_g = g * xp.ones_like(keep)
-            target_scale = (1.0 - eps) * gathered_weight(xp, sparse, w, dtype) * row_g
+            sparse = self._sparse(xp, targets, num_classes)
+            keep = sparse.keep_as(xp, dtype)
+            row_g = g * keep  # (N,) upstream gradient, 0 for ignored examples
+            example_weight = target_weight(xp, sparse, w, dtype)
+            target_scale = (1.0 - eps) * (
+                row_g if example_weight is None else example_weight * row_g
+            )
             scale = target_scale
             if eps:
                 total_weight = num_classes if w is None else xp.sum(w)
-                scale = scale + eps / num_classes * total_weight * keep * row_g
+                scale = scale + eps / num_classes * total_weight * row_g
             # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
             # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
             grad *= nan_where(xp, sparse.invalid, scale)[..., None]
             grad = add_at_index(xp, grad, sparse.index, -target_scale)
             if eps:
-                spread = (eps / num_classes * keep * row_g)[..., None]
+                spread = (eps / num_classes * row_g)[..., None]
                 grad -= spread if w is None else spread * w
         else:
-            t = move_class_axis_last(xp, targets, self.axis)
-            a = dense_target_weights(
-                xp,
-                t,
-                sparse=None,
-                num_classes=num_classes,
-                class_weight=w,
-                label_smoothing=eps,
-                dtype=dtype,
-            )
+            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype)
             row_g = g[..., None]
-            grad *= xp.sum(a, axis=-1, keepdims=True) * row_g
-            grad -= a * row_g
+            grad *= nan_where(xp, bad_rows, xp.sum(a, axis=-1, keepdims=True) * row_g)
+            grad = subtract_product(xp, grad, a, row_g)
         return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
 
 
@@ -226,15 +254,19 @@ def softmax_inputs(
     axis: int,
     ignore_index: int | None,
     label_smoothing: float,
+    checked: bool,
 ) -> SoftmaxInputs:
-    """Everything the losses built on ``softmax(logits)`` and dense target weights share."""
+    """Everything the losses built on ``softmax(logits)`` and dense target weights share.
+
+    ``checked``: the values passed the eager checks (see ``CheckedValues``).
+    """
     dtype = compute_dtype(xp, logits.dtype)
     z = xp.astype(move_class_axis_last(xp, logits, axis), dtype, copy=False)
-    w = cast_weight(xp, class_weight, dtype)
+    w = cast_weight(xp, class_weight, dtype, checked=checked)
     num_classes = z.shape[-1]
     sparse, t = None, None
     if is_sparse(logits, targets):
-        sparse = sparse_targets(xp, targets, num_classes, ignore_index)
+        sparse = sparse_targets(xp, targets, num_classes, ignore_index, checked=checked)
     else:
         t = move_class_axis_last(xp, targets, axis)
     a = dense_target_weights(
@@ -245,6 +277,7 @@ def softmax_inputs(
         class_weight=w,
         label_smoothing=label_smoothing,
         dtype=dtype,
+        checked=checked,
     )
     return SoftmaxInputs(
         log_p=log_softmax(xp, z),

@@ -2,10 +2,10 @@
 
 Each operator is a frozen (hashable) dataclass of static options with ``check``, ``forward`` and
 ``backward`` (see ``xentropy._evaluate.LossOperator``). An adapter builds the operator, calls
-:func:`check_inputs`, and registers ``forward``/``backward`` with its framework's autodiff. The
-gradient is taken with respect to ``arrays[op_prediction_position(op)]`` (the logits or
-probabilities; ``q`` of the information measures; ``LinearCrossEntropy.backward`` returns the
-gradients of ``(hidden, weight, bias)``).
+:func:`checked_operator` (the checks; it returns the operator to run), and registers
+``forward``/``backward`` with its framework's autodiff. The gradient is taken with respect to
+``arrays[op_prediction_position(op)]`` (the logits or probabilities; ``q`` of the information
+measures; ``LinearCrossEntropy.backward`` returns the gradients of ``(hidden, weight, bias)``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ._binary import BinaryCrossEntropy
 from ._categorical import CategoricalCrossEntropy
 from ._class_targets import as_weight_array
 from ._elementwise_targets import as_broadcast_weight
-from ._evaluate import LossOperator, check_inputs, evaluate
+from ._evaluate import LossOperator, check_inputs, checked_operator, evaluate
 from ._focal import SigmoidFocalLoss, SoftmaxFocalLoss
 from ._information import InformationMeasure
 from ._linear import LinearCrossEntropy
@@ -63,6 +63,7 @@ __all__ = [
     "as_broadcast_weight",
     "as_weight_array",
     "check_inputs",
+    "checked_operator",
     "compute_dtype",
     "evaluate",
     "is_lazy",

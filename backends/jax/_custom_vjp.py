@@ -16,6 +16,7 @@ is an error: its true gradient is not zero, and returning zero would be silently
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -30,8 +31,10 @@ from xentropy import ops
 _Layout = tuple[int, tuple[int, ...]]
 
 
-def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> None:
+def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> ops.LossOperator:
     """Static checks always; value checks whenever every value they read is concrete.
+
+    Returns the operator to run: ``values_checked`` is set when the value checks ran.
 
     Unlike ``ops.check_inputs`` (which skips value checks whenever the prediction is a tracer),
     this also validates labels inside an eager ``jax.grad``, whose tracers carry concrete
@@ -46,8 +49,9 @@ def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> Non
         except jax.errors.ConcretizationTypeError:
             pass
         else:
-            return
+            return dataclasses.replace(op, values_checked=True)
     op.check(xp, *arrays, values=False)
+    return op
 
 
 def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.Array:
@@ -66,7 +70,7 @@ def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.A
         ``jax.hessian``) is not available, as for any ``jax.custom_vjp``.
     """
     converted = tuple(None if a is None else jnp.asarray(a) for a in arrays)
-    _check(op, converted, validate)
+    op = _check(op, converted, validate)
     layout = (len(converted), ops.op_gradient_positions(op, len(converted)))
     return _run(op, layout, *converted)
 

@@ -28,8 +28,12 @@ The functions ``binary_crossentropy``, ``categorical_crossentropy``,
 ``categorical_focal_crossentropy`` mirror ``keras.losses``'s functions of those names.
 
 The classes are ``keras.losses.Loss`` subclasses with Keras's constructor arguments, order and
-defaults; like Keras's ``LossFunctionWrapper`` classes they only hold configuration, and Keras's
-base class applies ``sample_weight``, masks and the ``reduction``. They are registered with
+defaults, plus one keyword-only argument after them, ``validate=True`` (the functions take it
+too): the eager check of target and probability values, which reads them back (a device
+synchronisation on GPUs); ``validate=False`` skips it, and invalid values then give NaN for the
+affected examples instead of an error. Like Keras's ``LossFunctionWrapper`` classes they only
+hold configuration, and Keras's base class applies ``sample_weight``, masks and the
+``reduction``. They are registered with
 ``keras.saving.register_keras_serializable(package="xentropy")``, so a model compiled with them
 survives ``model.save`` / ``keras.models.load_model`` without ``custom_objects``. On each Keras
 backend the loss runs through that backend's adapter, which registers the core's analytic backward
@@ -45,7 +49,8 @@ Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
   ``tf.function``, so inside ``model.fit`` on those backends) that example's loss and gradient
   are NaN. Keras raises on TensorFlow (eagerly) and PyTorch, but on JAX silently returns loss 0.
   (On PyTorch, where Keras trains eagerly, the value checks run at every call: a device
-  synchronisation per step on GPUs.)
+  synchronisation per step on GPUs. ``validate=False`` skips them; the bad example's loss and
+  gradient are then NaN, as under tracing.)
 * **Values outside the domain** (B04, P03, P06, D06, C04): on eager inputs, probabilities must lie
   in ``[0, 1]`` (categorical ones only ``>= 0``: they are renormalised), binary targets in
   ``[0, 1]``, categorical targets ``>= 0``; otherwise ValueError naming the argument (under
@@ -73,8 +78,8 @@ Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
 * **Class axis**: ``SparseCategoricalCrossentropy(axis=...)`` works for any class axis on every
   backend (Keras's TensorFlow and JAX backends accept only the last axis).
 * **Configuration**: ``get_config`` also records ``axis`` for ``SparseCategoricalCrossentropy``
-  and ``dtype`` when one was given (``keras.losses`` drops both), so ``from_config`` rebuilds
-  the same loss. The options are plain attributes read at each call.
+  and ``dtype`` when one was given (``keras.losses`` drops both), and ``validate``, so
+  ``from_config`` rebuilds the same loss. The options are plain attributes read at each call.
 * **Dtypes**: 16-bit inputs (``dtype="float16"`` or a mixed-precision policy) are computed in
   float32 and rounded once to the loss dtype (Keras computes in the 16-bit dtype).
 * **Gradients** are taken with respect to ``y_pred`` only; ``y_true`` is a constant (as in any

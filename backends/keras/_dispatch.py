@@ -13,7 +13,8 @@ torch         ``xentropy.backends.torch._autograd.apply`` (``torch.autograd.Func
 numpy         ``xentropy.ops.evaluate`` (Keras's NumPy backend has no gradients)
 ============  =======================================================================
 
-Each adapter is imported on first use only. Nothing here computes a loss.
+Each adapter is imported on first use only. Nothing here computes a loss. ``validate`` is
+handed to the adapter as is: the value checks run on eager inputs only, whatever the backend.
 """
 
 from __future__ import annotations
@@ -26,31 +27,33 @@ import keras
 
 from xentropy import ops
 
-# (op, names of its arrays, *arrays) -> loss
+# (op, names of its arrays, *arrays, validate=...) -> loss
 Runner = Callable[..., Any]
 
 
-def _run_tensorflow(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+def _run_tensorflow(
+    op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool
+) -> Any:
     from xentropy.backends.tensorflow import apply_op
 
-    return apply_op(op, *arrays)
+    return apply_op(op, *arrays, validate=validate)
 
 
-def _run_jax(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+def _run_jax(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool) -> Any:
     from xentropy.backends.jax import apply_op
 
-    return apply_op(op, *arrays)
+    return apply_op(op, *arrays, validate=validate)
 
 
-def _run_torch(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+def _run_torch(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool) -> Any:
     from xentropy.backends.torch._autograd import apply as apply_torch
 
-    return apply_torch(op, names, *arrays)
+    return apply_torch(op, names, *arrays, validate=validate)
 
 
-def _run_numpy(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+def _run_numpy(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool) -> Any:
     prediction = arrays[ops.op_prediction_position(op, len(arrays))]
-    return ops.evaluate(op, *arrays, prediction=prediction, validate=True)
+    return ops.evaluate(op, *arrays, prediction=prediction, validate=validate)
 
 
 _RUNNERS: dict[str, Runner] = {
@@ -72,15 +75,18 @@ def _runner(backend: str) -> Runner:
         ) from None
 
 
-def apply(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> Any:
+def apply(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool = True) -> Any:
     """``op``'s loss on ``arrays`` through the adapter of the current Keras backend.
 
     Args:
         op: an operator of ``xentropy.ops`` (with ``reduction="none"`` for a Keras loss).
         names: one name per array (``("logits", "targets", ...)``), for error messages.
         *arrays: the arrays ``op.forward`` takes, in its order; ``None`` for an absent one.
+        validate: check values (class indices, targets, probabilities) on eager inputs, a
+            device synchronisation on GPUs; False skips it, and invalid values then give NaN
+            for the affected examples. Never checked while tracing.
     """
-    return _runner(keras.backend.backend())(op, names, *arrays)
+    return _runner(keras.backend.backend())(op, names, *arrays, validate=validate)
 
 
 def same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:

@@ -11,6 +11,13 @@ the current backend's adapter (``_dispatch.apply``), so the value and the gradie
 The functions mirror ``keras.losses.binary_crossentropy`` and friends and return per-example
 losses (the binary ones averaged over ``axis``, as Keras does). The differences from Keras are
 listed in the package docstring (:mod:`xentropy.backends.keras`).
+
+Functions and classes take one argument Keras does not have, keyword-only after Keras's own:
+``validate=True`` checks target (and probability) values on eager inputs, which reads them back,
+a device synchronisation on GPUs (on Keras's PyTorch backend, which trains eagerly, once per
+step). ``validate=False`` skips the check, and invalid values then give NaN for the affected
+examples instead of an error; under tracing (``tf.function``, ``jax.jit``) values are never
+checked. The classes keep ``validate`` in ``get_config``, so it survives save / load.
 """
 
 from __future__ import annotations
@@ -53,11 +60,18 @@ def binary_crossentropy(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    *,
+    validate: bool = True,
 ) -> Any:
     """``keras.losses.binary_crossentropy``: element-wise cross entropy, averaged over ``axis``.
 
     Core operator: ``SigmoidCrossEntropy`` on logits, ``BinaryCrossEntropy(epsilon=
     keras.config.epsilon())`` on probabilities (Keras's clip into ``[eps, 1 - eps]``).
+
+    Args:
+        validate: check target values (and probabilities) on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     if from_logits:
@@ -65,12 +79,13 @@ def binary_crossentropy(
             label_smoothing=label_smoothing, reduction="none"
         )
         names = ("logits", "targets", "pos_weight", "class_weight")
-        losses = apply(op, names, y_pred, y_true, None, None)
+        losses = apply(op, names, y_pred, y_true, None, None, validate=validate)
     else:
         op = ops.BinaryCrossEntropy(
             label_smoothing=label_smoothing, epsilon=keras.config.epsilon(), reduction="none"
         )
-        losses = apply(op, ("probs", "targets", "class_weight"), y_pred, y_true, None)
+        names = ("probs", "targets", "class_weight")
+        losses = apply(op, names, y_pred, y_true, None, validate=validate)
     return keras.ops.mean(losses, axis=axis)
 
 
@@ -80,11 +95,18 @@ def categorical_crossentropy(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    *,
+    validate: bool = True,
 ) -> Any:
     """``keras.losses.categorical_crossentropy``: cross entropy against class probabilities.
 
     Core operator: ``SoftmaxCrossEntropy`` on logits, ``CategoricalCrossEntropy(normalize=True,
     epsilon=keras.config.epsilon())`` on probabilities (Keras's normalise, then clip).
+
+    Args:
+        validate: check target values (and probabilities) on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     names = ("logits" if from_logits else "probs", "targets", "class_weight")
@@ -100,7 +122,7 @@ def categorical_crossentropy(
             normalize=True,
             reduction="none",
         )
-    return apply(op, names, y_pred, y_true, None)
+    return apply(op, names, y_pred, y_true, None, validate=validate)
 
 
 def sparse_categorical_crossentropy(
@@ -109,6 +131,8 @@ def sparse_categorical_crossentropy(
     from_logits: bool = False,
     ignore_class: int | None = None,
     axis: int = -1,
+    *,
+    validate: bool = True,
 ) -> Any:
     """``keras.losses.sparse_categorical_crossentropy``: cross entropy against class indices.
 
@@ -118,6 +142,11 @@ def sparse_categorical_crossentropy(
     ``CategoricalCrossEntropy(ignore_index=ignore_class, normalize=True,
     epsilon=keras.config.epsilon())`` on probabilities. With ``ignore_class`` the result carries
     Keras's mask, so that Keras's reduction averages over the kept examples only.
+
+    Args:
+        validate: check target values (and probabilities) on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[axis] == 1:
@@ -136,7 +165,7 @@ def sparse_categorical_crossentropy(
             normalize=True,
             reduction="none",
         )
-    losses = apply(op, names, y_pred, labels, None)
+    losses = apply(op, names, y_pred, labels, None, validate=validate)
     if ignore_class is not None:
         set_keras_mask(losses, keras.ops.not_equal(labels, ignore_class))
     return losses
@@ -151,12 +180,19 @@ def binary_focal_crossentropy(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    *,
+    validate: bool = True,
 ) -> Any:
     """``keras.losses.binary_focal_crossentropy``: element-wise focal loss, averaged over ``axis``.
 
     Core operator: ``SigmoidFocalLoss`` on logits (exact), ``BinaryFocalLoss(epsilon=
     keras.config.epsilon())`` on probabilities; ``alpha`` is applied only with
     ``apply_class_balancing``, as in Keras.
+
+    Args:
+        validate: check target values (and probabilities) on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     balance = alpha if apply_class_balancing else None
@@ -164,7 +200,7 @@ def binary_focal_crossentropy(
         op: ops.LossOperator = ops.SigmoidFocalLoss(
             gamma=gamma, alpha=balance, label_smoothing=label_smoothing, reduction="none"
         )
-        losses = apply(op, ("logits", "targets"), y_pred, y_true)
+        losses = apply(op, ("logits", "targets"), y_pred, y_true, validate=validate)
     else:
         op = ops.BinaryFocalLoss(
             gamma=gamma,
@@ -173,7 +209,7 @@ def binary_focal_crossentropy(
             epsilon=keras.config.epsilon(),
             reduction="none",
         )
-        losses = apply(op, ("probs", "targets"), y_pred, y_true)
+        losses = apply(op, ("probs", "targets"), y_pred, y_true, validate=validate)
     return keras.ops.mean(losses, axis=axis)
 
 
@@ -185,12 +221,19 @@ def categorical_focal_crossentropy(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    *,
+    validate: bool = True,
 ) -> Any:
     """``keras.losses.categorical_focal_crossentropy``: focal loss against class probabilities.
 
     ``alpha`` is a number or one weight per class. Core operator: ``SoftmaxFocalLoss`` on logits
     (exact log-softmax), ``CategoricalFocalLoss(normalize=True, epsilon=keras.config.epsilon())``
     on probabilities (Keras's normalise, then clip).
+
+    Args:
+        validate: check target values (and probabilities) on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     alpha_array = ops.as_weight_array(ops.namespace_of(y_pred), alpha, y_pred)
@@ -208,7 +251,7 @@ def categorical_focal_crossentropy(
             normalize=True,
             reduction="none",
         )
-    return apply(op, names, y_pred, y_true, alpha_array, None)
+    return apply(op, names, y_pred, y_true, alpha_array, None, validate=validate)
 
 
 # --- the classes: configuration only ------------------------------------------------------
@@ -217,9 +260,9 @@ def categorical_focal_crossentropy(
 class _LossFunctionWrapper(keras.losses.Loss):
     """A ``keras.losses.Loss`` holding the options of one function above (Keras's idea).
 
-    The options are plain attributes (``loss.from_logits`` ...), read by ``call`` and
-    ``get_config`` alike. ``get_config`` also records ``dtype`` when one was given, which
-    ``keras.losses.Loss.get_config`` drops.
+    The options are plain attributes (``loss.from_logits``, ``loss.validate`` ...), read by
+    ``call`` and ``get_config`` alike. ``get_config`` also records ``dtype`` when one was given,
+    which ``keras.losses.Loss.get_config`` drops.
     """
 
     def __init__(
@@ -265,7 +308,8 @@ class BinaryCrossentropy(_LossFunctionWrapper):
     ``y_true`` smoothed towards 1/2, averaged over ``axis``. Differences from Keras: targets
     outside ``[0, 1]`` and probabilities outside ``[0, 1]`` raise ValueError on eager inputs;
     on TensorFlow a sigmoid output is not swapped for its cached logits (see the package
-    docstring).
+    docstring). ``validate=False`` skips the value checks (invalid values then give NaN; see
+    the module docstring).
     """
 
     def __init__(
@@ -276,6 +320,8 @@ class BinaryCrossentropy(_LossFunctionWrapper):
         reduction: str | None = "sum_over_batch_size",
         name: str = "binary_crossentropy",
         dtype: Any = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__(
             binary_crossentropy,
@@ -285,6 +331,7 @@ class BinaryCrossentropy(_LossFunctionWrapper):
             from_logits=from_logits,
             label_smoothing=label_smoothing,
             axis=axis,
+            validate=validate,
         )
 
 
@@ -296,6 +343,8 @@ class CategoricalCrossentropy(_LossFunctionWrapper):
     are renormalised along ``axis`` and clipped into ``[eps, 1 - eps]`` as in Keras. Differences
     from Keras: negative targets, and negative or NaN probabilities, raise ValueError on eager
     inputs; on TensorFlow a softmax output is not swapped for its cached logits.
+    ``validate=False`` skips the value checks (invalid values then give NaN; see the module
+    docstring).
     """
 
     def __init__(
@@ -306,6 +355,8 @@ class CategoricalCrossentropy(_LossFunctionWrapper):
         reduction: str | None = "sum_over_batch_size",
         name: str = "categorical_crossentropy",
         dtype: Any = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__(
             categorical_crossentropy,
@@ -315,6 +366,7 @@ class CategoricalCrossentropy(_LossFunctionWrapper):
             from_logits=from_logits,
             label_smoothing=label_smoothing,
             axis=axis,
+            validate=validate,
         )
 
 
@@ -327,7 +379,8 @@ class SparseCategoricalCrossentropy(_LossFunctionWrapper):
     ``[0, C)`` (other than ``ignore_class``) raises ValueError on eager inputs and gives a NaN
     loss and gradient under tracing (Keras raises on TensorFlow and PyTorch but returns 0 on
     JAX); ``axis`` other than -1 works on every backend (Keras's TensorFlow backend refuses it)
-    and is kept by ``get_config`` (Keras drops it).
+    and is kept by ``get_config`` (Keras drops it). With ``validate=False`` an out-of-range
+    index gives NaN eagerly too (no check, no device synchronisation).
     """
 
     def __init__(
@@ -338,6 +391,8 @@ class SparseCategoricalCrossentropy(_LossFunctionWrapper):
         axis: int = -1,
         name: str = "sparse_categorical_crossentropy",
         dtype: Any = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__(
             sparse_categorical_crossentropy,
@@ -347,6 +402,7 @@ class SparseCategoricalCrossentropy(_LossFunctionWrapper):
             from_logits=from_logits,
             ignore_class=ignore_class,
             axis=axis,
+            validate=validate,
         )
 
 
@@ -359,7 +415,8 @@ class BinaryFocalCrossentropy(_LossFunctionWrapper):
     Differences from Keras: with ``from_logits=True`` the cross entropy is exact (Keras's JAX
     and PyTorch backends clip ``sigmoid(y_pred)`` into ``[eps, 1 - eps]``, so they differ for
     logits beyond about ±16); targets and probabilities outside ``[0, 1]`` raise ValueError on
-    eager inputs.
+    eager inputs. ``validate=False`` skips the value checks (invalid values then give NaN;
+    see the module docstring).
     """
 
     def __init__(
@@ -373,6 +430,8 @@ class BinaryFocalCrossentropy(_LossFunctionWrapper):
         reduction: str | None = "sum_over_batch_size",
         name: str = "binary_focal_crossentropy",
         dtype: Any = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__(
             binary_focal_crossentropy,
@@ -385,6 +444,7 @@ class BinaryFocalCrossentropy(_LossFunctionWrapper):
             from_logits=from_logits,
             label_smoothing=label_smoothing,
             axis=axis,
+            validate=validate,
         )
 
 
@@ -397,6 +457,8 @@ class CategoricalFocalCrossentropy(_LossFunctionWrapper):
     log-probabilities are the exact log-softmax (Keras clips ``softmax(y_pred)`` into
     ``[eps, 1 - eps]``, so it differs where a probability falls below ``eps``); negative targets
     and negative probabilities raise ValueError on eager inputs.
+    ``validate=False`` skips the value checks (invalid values then give NaN; see the module
+    docstring).
     """
 
     def __init__(
@@ -409,6 +471,8 @@ class CategoricalFocalCrossentropy(_LossFunctionWrapper):
         reduction: str | None = "sum_over_batch_size",
         name: str = "categorical_focal_crossentropy",
         dtype: Any = None,
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__(
             categorical_focal_crossentropy,
@@ -420,4 +484,5 @@ class CategoricalFocalCrossentropy(_LossFunctionWrapper):
             from_logits=from_logits,
             label_smoothing=label_smoothing,
             axis=axis,
+            validate=validate,
         )

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from xentropy.ops import (
     LossOperator,
-    check_inputs,
+    checked_operator,
     op_gradient_positions,
     op_prediction_position,
 )
@@ -44,7 +44,7 @@ def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor
     tensors = [None if a is None else tf.convert_to_tensor(a) for a in arrays]
     prediction = tensors[op_prediction_position(op, len(tensors))]
     positions = op_gradient_positions(op, len(tensors))
-    xp = check_inputs(op, *tensors, prediction=prediction, validate=validate)
+    xp, op = checked_operator(op, *tensors, prediction=prediction, validate=validate)
     # tf.custom_gradient takes tensors only: the absent (None) arrays are put back inside.
     present = [i for i, t in enumerate(tensors) if t is not None]
 

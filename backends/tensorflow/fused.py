@@ -32,6 +32,9 @@ def linear_cross_entropy(
     """:func:`xentropy.linear_cross_entropy` on tensors, differentiable with ``tf.GradientTape``.
 
     The leading dimensions of ``hidden`` must be known (the chunks are sliced statically).
+    ``validate`` checks target values on eager inputs, which reads them back (a device sync on
+    GPU); False skips the check, and invalid values then give NaN for the affected examples
+    instead of an error. Never checked while tracing.
     """
     op = LinearCrossEntropy(
         chunk_size=chunk_size,

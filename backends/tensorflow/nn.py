@@ -3,10 +3,11 @@ r"""``tf.nn``'s cross-entropy functions, computed by the xentropy core.
 Drop-in replacements for ``tf.nn.softmax_cross_entropy_with_logits``,
 ``tf.nn.sparse_softmax_cross_entropy_with_logits``, ``tf.nn.sigmoid_cross_entropy_with_logits``
 and ``tf.nn.weighted_cross_entropy_with_logits``: the same names, signatures, argument order and
-defaults, per-example (unreduced) results in the dtype of ``logits``, with the core's analytic
-gradient registered through ``tf.custom_gradient``. They run eagerly, inside ``tf.function``
-(unknown ``None`` dimensions included) and under XLA (``jit_compile=True``), and never turn on
-TensorFlow's NumPy behaviour.
+defaults, plus one keyword-only argument after ``name``, ``validate=True`` (below); per-example
+(unreduced) results in the dtype of ``logits``, with the core's analytic gradient registered
+through ``tf.custom_gradient``. They run eagerly, inside ``tf.function`` (unknown ``None``
+dimensions included) and under XLA (``jit_compile=True``), and never turn on TensorFlow's NumPy
+behaviour.
 
 Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platform-dependent):
 
@@ -22,6 +23,10 @@ Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platfo
   (softmax), labels outside ``[0, 1]`` (sigmoid, weighted) and a negative or NaN ``pos_weight``,
   where ``tf.nn`` returns a negative or meaningless loss. Label rows that do not sum to 1 are
   accepted, as in ``tf.nn``. Under tracing these values are not checked.
+* **``validate``**: these eager value checks read the labels (and ``pos_weight``) back, a device
+  synchronisation on GPUs. ``validate=False`` skips them, as tracing does: an invalid value then
+  gives NaN for the affected examples (loss and gradient) instead of an error. Shapes and
+  dtypes are checked either way.
 * **No gradient for labels or ``pos_weight``.** ``tf.nn`` also backpropagates into ``labels``
   (``tf.nn.softmax_cross_entropy_with_logits`` documents it; the sigmoid functions do it through
   their ops); here only ``logits`` gets a gradient, as if ``labels`` went through
@@ -93,7 +98,7 @@ def _require_rank(labels: tf.Tensor, rank: int, why: str) -> None:
 
 @tf.autograph.experimental.do_not_convert
 def softmax_cross_entropy_with_logits(
-    labels: Any, logits: Any, axis: int = -1, name: str | None = None
+    labels: Any, logits: Any, axis: int = -1, name: str | None = None, *, validate: bool = True
 ) -> tf.Tensor:
     r"""Softmax cross entropy between ``logits`` and class probabilities ``labels``.
 
@@ -110,6 +115,9 @@ def softmax_cross_entropy_with_logits(
             ``float64``.
         axis: the class axis.
         name: a name scope for the operation.
+        validate: check label values on eager inputs, which reads them back (a device sync
+            on GPU); False skips the check, and invalid values then give NaN for the affected
+            examples instead of an error. Never checked while tracing.
 
     Returns:
         The per-example loss: the shape of ``logits`` without ``axis``, in the dtype of
@@ -129,12 +137,12 @@ def softmax_cross_entropy_with_logits(
         _require_known_classes(logits, axis)
         _require_rank(labels, logits.shape.rank, f"the rank of logits {logits.shape}")
         op = SoftmaxCrossEntropy(axis=axis, reduction="none")
-        return apply_op(op, logits, labels, None)
+        return apply_op(op, logits, labels, None, validate=validate)
 
 
 @tf.autograph.experimental.do_not_convert
 def sparse_softmax_cross_entropy_with_logits(
-    labels: Any, logits: Any, name: str | None = None
+    labels: Any, logits: Any, name: str | None = None, *, validate: bool = True
 ) -> tf.Tensor:
     r"""Softmax cross entropy between ``logits`` and integer class indices ``labels``.
 
@@ -147,10 +155,13 @@ def sparse_softmax_cross_entropy_with_logits(
     Args:
         labels: class indices in ``[0, num_classes)``, any integer dtype, of the shape of
             ``logits`` without its last axis. Eagerly, other values raise ``ValueError``; while
-            tracing, their rows' loss and gradient are NaN.
+            tracing or with ``validate=False``, their rows' loss and gradient are NaN.
         logits: unnormalised log probabilities ``[d_0, ..., d_{r-1}, num_classes]``, a real
             floating dtype.
         name: a name scope for the operation.
+        validate: check label values on eager inputs, which reads them back (a device sync
+            on GPU); False skips the check, and invalid values then give NaN for the affected
+            examples instead of an error. Never checked while tracing.
 
     Returns:
         The per-example loss, of the shape of ``labels`` and the dtype of ``logits``.
@@ -172,12 +183,12 @@ def sparse_softmax_cross_entropy_with_logits(
             raise ValueError(f"`logits` cannot be a scalar; got logits={logits!r}")
         _require_rank(labels, logits.shape.rank - 1, f"logits have shape {logits.shape}")
         op = SoftmaxCrossEntropy(axis=-1, reduction="none")
-        return apply_op(op, logits, labels, None)
+        return apply_op(op, logits, labels, None, validate=validate)
 
 
 @tf.autograph.experimental.do_not_convert
 def sigmoid_cross_entropy_with_logits(
-    labels: Any = None, logits: Any = None, name: str | None = None
+    labels: Any = None, logits: Any = None, name: str | None = None, *, validate: bool = True
 ) -> tf.Tensor:
     r"""Element-wise logistic loss of ``logits`` against ``labels`` in [0, 1].
 
@@ -192,6 +203,9 @@ def sigmoid_cross_entropy_with_logits(
         labels: targets of exactly the shape of ``logits`` (any real, integer or bool dtype).
         logits: real floating scores, any shape.
         name: a name scope for the operation.
+        validate: check label values on eager inputs, which reads them back (a device sync
+            on GPU); False skips the check, and invalid values then give NaN for the affected
+            examples instead of an error. Never checked while tracing.
 
     Returns:
         The element-wise loss, of the shape and dtype of ``logits``.
@@ -206,12 +220,18 @@ def sigmoid_cross_entropy_with_logits(
     with tf.name_scope(name or "logistic_loss"):
         logits = tf.convert_to_tensor(logits, name="logits")
         labels = tf.convert_to_tensor(labels, name="labels")
-        return apply_op(SigmoidCrossEntropy(reduction="none"), logits, labels, None, None)
+        op = SigmoidCrossEntropy(reduction="none")
+        return apply_op(op, logits, labels, None, None, validate=validate)
 
 
 @tf.autograph.experimental.do_not_convert
 def weighted_cross_entropy_with_logits(
-    labels: Any, logits: Any, pos_weight: Any, name: str | None = None
+    labels: Any,
+    logits: Any,
+    pos_weight: Any,
+    name: str | None = None,
+    *,
+    validate: bool = True,
 ) -> tf.Tensor:
     r"""Element-wise logistic loss with the positive term weighted by ``pos_weight``.
 
@@ -228,6 +248,9 @@ def weighted_cross_entropy_with_logits(
         pos_weight: the non-negative weight of the positive term: a number, or an array that
             broadcasts to ``logits`` (e.g. one weight per class); cast to the compute dtype.
         name: a name scope for the operation.
+        validate: check label values and ``pos_weight`` on eager inputs, which reads them
+            back (a device sync on GPU); False skips the check, and invalid values then give
+            NaN for the affected examples instead of an error. Never checked while tracing.
 
     Returns:
         The element-wise loss, of the shape and dtype of ``logits``.
@@ -245,4 +268,5 @@ def weighted_cross_entropy_with_logits(
         logits = tf.convert_to_tensor(logits, name="logits")
         labels = tf.convert_to_tensor(labels, name="labels")
         weight = as_broadcast_weight(namespace_of(logits), pos_weight, logits)
-        return apply_op(SigmoidCrossEntropy(reduction="none"), logits, labels, weight, None)
+        op = SigmoidCrossEntropy(reduction="none")
+        return apply_op(op, logits, labels, weight, None, validate=validate)

@@ -1,7 +1,8 @@
 """One ``torch.autograd.Function`` for every core loss operator.
 
-:func:`apply` checks the inputs with the core (value checks only eagerly: under
-``torch.compile`` the core sees ``torch.compiler.is_compiling()`` and skips them), then runs
+:func:`apply` checks the inputs with the core (value checks only eagerly and with
+``validate=True``: under ``torch.compile`` the core sees ``torch.compiler.is_compiling()`` and
+skips them), then runs
 :class:`CoreLoss`, whose ``forward`` is the operator's ``forward`` (under autograd's no-grad
 mode, so no graph is recorded through it) and whose ``backward`` is the operator's analytic
 ``backward``. The operator is a frozen dataclass of static options and travels on ``ctx``; the
@@ -101,8 +102,16 @@ class NotTwiceDifferentiable(torch.autograd.Function):
         )
 
 
-def apply(op: ops.LossOperator, names: tuple[str, ...], *arrays: Any) -> torch.Tensor:
-    """Check ``arrays`` with the core, then run ``op`` with its analytic backward."""
+def apply(
+    op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool = True
+) -> torch.Tensor:
+    """Check ``arrays`` with the core, then run ``op`` with its analytic backward.
+
+    ``validate`` turns the value checks (class-index range, probabilities, weights) on or off;
+    they read the values back, a device synchronisation on GPUs, and run only eagerly. The
+    static checks (shapes, dtypes, options) always run. Without value checks, invalid entries
+    give NaN for the examples they reach, in the loss and the gradient.
+    """
     prediction = arrays[ops.op_prediction_position(op, len(arrays))]
-    ops.check_inputs(op, *arrays, prediction=prediction, validate=True)
+    _, op = ops.checked_operator(op, *arrays, prediction=prediction, validate=validate)
     return CoreLoss.apply(op, names, *arrays)

@@ -1,8 +1,9 @@
 """``torch.nn.functional``'s cross-entropy losses, computed by the xentropy core.
 
-Same names, argument order and defaults as ``torch.nn.functional`` (PyTorch 2.x); the
-gradient with respect to ``input`` is the core's analytic backward, registered with autograd
-(:mod:`._autograd`). What maps to what:
+Same names, argument order and defaults as ``torch.nn.functional`` (PyTorch 2.x), plus one
+keyword-only argument after PyTorch's own, ``validate=True`` (below); the gradient with respect
+to ``input`` is the core's analytic backward, registered with autograd (:mod:`._autograd`). What
+maps to what:
 
 =========================================  =====================================================
 ``cross_entropy`` (index targets)           ``SoftmaxCrossEntropy(axis=1 (0 for a (C,) input),
@@ -21,6 +22,8 @@ input.shape``: class probabilities)         ``ignore_index`` is not used (as in 
 ``size_average`` / ``reduce`` (legacy)      mapped to ``reduction`` by PyTorch's own
                                             ``torch.nn._reduction.legacy_get_string`` (with its
                                             deprecation warning), exactly as PyTorch does
+``validate`` (keyword-only, xentropy's)     the core's ``validate``: value checks on eager
+                                            inputs (a device synchronisation on GPUs)
 =========================================  =====================================================
 
 ``reduction`` is one of PyTorch's ``"none"``, ``"mean"``, ``"sum"`` (``"mean"`` of class-index
@@ -37,8 +40,12 @@ Where this dialect deliberately differs from PyTorch (the core's contract wins):
   meaningless weighted mean), ``binary_cross_entropy_with_logits`` targets outside ``[0, 1]``
   (PyTorch returns negative losses), probabilities outside ``[0, 1]`` or NaN in
   ``binary_cross_entropy`` (PyTorch: ``RuntimeError``).
-* Under ``torch.compile`` these value checks are skipped (reading values would break the graph);
-  a bad class index then gives NaN for its example, loss and gradient.
+* ``validate=True`` (the default) runs these value checks on eager inputs. They read the values
+  back, which is a device synchronisation on GPUs; ``validate=False`` skips them, and an invalid
+  value then gives NaN for the examples it affects (loss and gradient) instead of an error.
+  Shapes, dtypes and options are checked either way.
+* Under ``torch.compile`` these value checks are skipped (reading values would break the graph),
+  as with ``validate=False``: a bad class index gives NaN for its example, loss and gradient.
 * ``binary_cross_entropy`` at ``input`` exactly 0 or 1 (the value is PyTorch's, each log clamped
   at -100): the gradient is that of the clamped loss, 0 through a clamped log and the plain
   derivative of the other log (e.g. 1 at ``p = 0, t = 0``). PyTorch's backward divides
@@ -98,6 +105,8 @@ def cross_entropy(
     reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     r"""``torch.nn.functional.cross_entropy``: softmax cross entropy of logits ``input``.
 
@@ -117,6 +126,9 @@ def cross_entropy(
         ignore_index: class index whose examples are skipped (index targets only).
         reduction: ``"none"``, ``"mean"`` or ``"sum"``.
         label_smoothing: :math:`\varepsilon \in [0, 1]`.
+        validate: check target values and weights on eager inputs, which reads them back (a
+            device sync on GPU); False skips the check, and invalid values then give NaN for
+            the affected examples instead of an error. Skipped under ``torch.compile``.
 
     >>> import torch
     >>> from xentropy.backends.torch import functional as F
@@ -131,7 +143,7 @@ def cross_entropy(
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
     w = ops.as_weight_array(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w)
+    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def nll_loss(
@@ -142,11 +154,19 @@ def nll_loss(
     ignore_index: int = -100,
     reduce: bool | None = None,
     reduction: str = "mean",
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     r"""``torch.nn.functional.nll_loss``: :math:`\ell_i = -w_{y_i}\, x_{i y_i}`.
 
     ``input`` holds log-probabilities (``log_softmax`` output; nothing is normalised here), with
     the layouts of :func:`cross_entropy`; ``target`` holds class indices only.
+
+    Args:
+        input, target, weight, size_average, ignore_index, reduce, reduction: as PyTorch's.
+        validate: check target values and weights on eager inputs, which reads them back (a
+            device sync on GPU); False skips the check, and invalid values then give NaN for
+            the affected examples instead of an error. Skipped under ``torch.compile``.
 
     >>> import torch
     >>> from xentropy.backends.torch import functional as F
@@ -159,7 +179,7 @@ def nll_loss(
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
     w = ops.as_weight_array(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w)
+    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def binary_cross_entropy(
@@ -169,6 +189,8 @@ def binary_cross_entropy(
     size_average: bool | None = None,
     reduce: bool | None = None,
     reduction: str = "mean",
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     r"""``torch.nn.functional.binary_cross_entropy`` of probabilities ``input``.
 
@@ -177,6 +199,12 @@ def binary_cross_entropy(
         \ell = -w \big[t \max(\log p, -100) + (1 - t) \max(\log(1 - p), -100)\big]
 
     ``target`` has the shape of ``input``; ``weight`` broadcasts against it.
+
+    Args:
+        input, target, weight, size_average, reduce, reduction: as PyTorch's.
+        validate: check target values and weights on eager inputs, which reads them back (a
+            device sync on GPU); False skips the check, and invalid values then give NaN for
+            the affected examples instead of an error. Skipped under ``torch.compile``.
 
     >>> import torch
     >>> from xentropy.backends.torch import functional as F
@@ -189,7 +217,7 @@ def binary_cross_entropy(
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
     w = ops.as_broadcast_weight(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w)
+    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def binary_cross_entropy_with_logits(
@@ -200,6 +228,8 @@ def binary_cross_entropy_with_logits(
     reduce: bool | None = None,
     reduction: str = "mean",
     pos_weight: torch.Tensor | None = None,
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     r"""``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -210,6 +240,12 @@ def binary_cross_entropy_with_logits(
     evaluated without overflow for logits of any size. ``weight`` and ``pos_weight`` broadcast
     against ``input`` (``pos_weight`` is typically ``(C,)``, one per class).
 
+    Args:
+        input, target, weight, size_average, reduce, reduction, pos_weight: as PyTorch's.
+        validate: check target values and weights on eager inputs, which reads them back (a
+            device sync on GPU); False skips the check, and invalid values then give NaN for
+            the affected examples instead of an error. Skipped under ``torch.compile``.
+
     >>> import torch
     >>> from xentropy.backends.torch import functional as F
     >>> F.binary_cross_entropy_with_logits(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
@@ -219,4 +255,5 @@ def binary_cross_entropy_with_logits(
     xp = ops.namespace_of(input)
     pw = ops.as_broadcast_weight(xp, pos_weight, input)
     w = ops.as_broadcast_weight(xp, weight, input)
-    return apply(op, ("input", "target", "pos_weight", "weight"), input, target, pw, w)
+    names = ("input", "target", "pos_weight", "weight")
+    return apply(op, names, input, target, pw, w, validate=validate)

@@ -2,9 +2,10 @@
 
 Not a ``torch.nn.functional`` name (PyTorch has none); the arguments follow ``F.linear``
 (``input, weight, bias``) then ``F.cross_entropy`` (``target``, ``ignore_index=-100``,
-``label_smoothing``, ``reduction``), plus the core's ``chunk_size``, ``softcap`` and ``z_loss``.
-The ``(N, V)`` logits are never materialised; the gradients of ``input``, ``weight`` and
-``bias`` come from the core's chunked backward through the adapter's autograd Function.
+``label_smoothing``, ``reduction``), plus the core's ``chunk_size``, ``softcap``, ``z_loss`` and
+``validate``. The ``(N, V)`` logits are never materialised; the gradients of ``input``,
+``weight`` and ``bias`` come from the core's chunked backward through the adapter's autograd
+Function.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    validate: bool = True,
 ) -> torch.Tensor:
     """``F.cross_entropy(F.linear(input, weight, bias), target, ...)`` without the logits.
 
@@ -38,6 +40,9 @@ def linear_cross_entropy(
         bias: optional ``(V,)``.
         chunk_size, softcap, z_loss, label_smoothing, reduction: as
             :func:`xentropy.linear_cross_entropy`.
+        validate: check target values on eager inputs, which reads them back (a device sync
+            on GPU); False skips the check, and invalid values then give NaN for the affected
+            examples instead of an error. Skipped under ``torch.compile``.
     """
     op = LinearCrossEntropy(
         chunk_size=chunk_size,
@@ -47,4 +52,5 @@ def linear_cross_entropy(
         label_smoothing=label_smoothing,
         reduction=reduction,
     )
-    return apply(op, ("input", "weight", "target", "bias"), input, weight, target, bias)
+    names = ("input", "weight", "target", "bias")
+    return apply(op, names, input, weight, target, bias, validate=validate)

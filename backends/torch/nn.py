@@ -1,7 +1,8 @@
 """``torch.nn``'s cross-entropy loss modules over :mod:`.functional`.
 
 Each class has the constructor of its ``torch.nn`` namesake (same arguments, order and
-defaults), holds only configuration, and calls the function of the same loss in ``forward``:
+defaults) plus one keyword-only argument after them, ``validate=True``, holds only
+configuration, and calls the function of the same loss in ``forward``:
 
 ========================  =============================================
 ``CrossEntropyLoss``       :func:`.functional.cross_entropy`
@@ -12,7 +13,11 @@ defaults), holds only configuration, and calls the function of the same loss in 
 
 As in PyTorch, ``weight`` (and ``pos_weight``) are registered as buffers, so they follow
 ``.to(device)`` and appear in ``state_dict``; legacy ``size_average`` / ``reduce`` are turned into
-``reduction`` at construction. The differences from PyTorch are those of :mod:`.functional`.
+``reduction`` at construction. ``validate`` is a plain attribute handed to the function at each
+call: ``True`` checks target values and weights on eager inputs (a device synchronisation on
+GPUs), ``False`` skips the check, and invalid values then give NaN for the affected examples
+instead of an error; ``repr`` shows it only when False. The differences from PyTorch are those of
+:mod:`.functional`.
 """
 
 from __future__ import annotations
@@ -26,15 +31,22 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
 
 class _Loss(torch.nn.Module):
     reduction: str
+    validate: bool
 
     def __init__(
-        self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean"
+        self,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        *,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self.reduction = F.resolve_reduction(size_average, reduce, reduction)
+        self.validate = validate
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+        return f"reduction={self.reduction!r}" + ("" if self.validate else ", validate=False")
 
 
 class _WeightedLoss(_Loss):
@@ -46,8 +58,10 @@ class _WeightedLoss(_Loss):
         size_average: bool | None = None,
         reduce: bool | None = None,
         reduction: str = "mean",
+        *,
+        validate: bool = True,
     ) -> None:
-        super().__init__(size_average, reduce, reduction)
+        super().__init__(size_average, reduce, reduction, validate=validate)
         self.register_buffer("weight", weight)
 
 
@@ -62,8 +76,10 @@ class CrossEntropyLoss(_WeightedLoss):
         reduce: bool | None = None,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
+        *,
+        validate: bool = True,
     ) -> None:
-        super().__init__(weight, size_average, reduce, reduction)
+        super().__init__(weight, size_average, reduce, reduction, validate=validate)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
@@ -75,6 +91,7 @@ class CrossEntropyLoss(_WeightedLoss):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
             label_smoothing=self.label_smoothing,
+            validate=self.validate,
         )
 
 
@@ -88,8 +105,10 @@ class NLLLoss(_WeightedLoss):
         ignore_index: int = -100,
         reduce: bool | None = None,
         reduction: str = "mean",
+        *,
+        validate: bool = True,
     ) -> None:
-        super().__init__(weight, size_average, reduce, reduction)
+        super().__init__(weight, size_average, reduce, reduction, validate=validate)
         self.ignore_index = ignore_index
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -99,6 +118,7 @@ class NLLLoss(_WeightedLoss):
             weight=self.weight,
             ignore_index=self.ignore_index,
             reduction=self.reduction,
+            validate=self.validate,
         )
 
 
@@ -106,7 +126,9 @@ class BCELoss(_WeightedLoss):
     """``torch.nn.BCELoss``: :func:`.functional.binary_cross_entropy` of ``(input, target)``."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+        return F.binary_cross_entropy(
+            input, target, weight=self.weight, reduction=self.reduction, validate=self.validate
+        )
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -122,8 +144,10 @@ class BCEWithLogitsLoss(_Loss):
         reduce: bool | None = None,
         reduction: str = "mean",
         pos_weight: torch.Tensor | None = None,
+        *,
+        validate: bool = True,
     ) -> None:
-        super().__init__(size_average, reduce, reduction)
+        super().__init__(size_average, reduce, reduction, validate=validate)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
@@ -134,4 +158,5 @@ class BCEWithLogitsLoss(_Loss):
             self.weight,
             pos_weight=self.pos_weight,
             reduction=self.reduction,
+            validate=self.validate,
         )
