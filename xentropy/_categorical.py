@@ -7,6 +7,7 @@ from typing import Any
 
 from ._checks import check_range, check_reduction
 from ._class_targets import (
+    SparseTargets,
     as_weight_array,
     cast_weight,
     check_class_targets,
@@ -72,34 +73,17 @@ class CategoricalCrossEntropy(CheckedValues):
             check_range(xp, probs, "probs", low=0.0, high=None if self.normalize else 1.0)
 
     def _prepared(self, xp: Any, probs: Any, targets: Any, class_weight: Any | None) -> Any:
-        dtype = compute_dtype(xp, probs.dtype)
-        q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
-        q = nan_rows_outside(
-            xp, q, 0.0, None if self.normalize else 1.0, checked=self.values_checked
+        prepared = prepare_probabilities(self, xp, probs, targets, class_weight)
+        return (
+            prepared.dtype,
+            prepared.class_weight,
+            prepared.q,
+            prepared.total,
+            prepared.clipped,
+            prepared.passes,
+            prepared.sparse,
+            prepared.a,
         )
-        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
-        num_classes = q.shape[-1]
-        total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
-        if total is not None:
-            q = q / total
-        clipped, passes = clip_probabilities(xp, q, self.epsilon)
-        sparse = (
-            sparse_targets(xp, targets, num_classes, self.ignore_index, checked=self.values_checked)
-            if is_sparse(probs, targets)
-            else None
-        )
-        t = None if sparse is not None else move_class_axis_last(xp, targets, self.axis)
-        a = dense_target_weights(
-            xp,
-            t,
-            sparse=sparse,
-            num_classes=num_classes,
-            class_weight=w,
-            label_smoothing=self.label_smoothing,
-            dtype=dtype,
-            checked=self.values_checked,
-        )
-        return dtype, w, q, total, clipped, passes, sparse, a
 
     def forward(
         self, xp: Any, probs: Any, targets: Any, class_weight: Any | None = None
@@ -181,3 +165,52 @@ def categorical_cross_entropy(
     )
     weight = as_weight_array(xp, class_weight, probs)
     return evaluate(op, probs, targets, weight, prediction=probs, validate=validate)
+
+
+@dataclass(frozen=True)
+class PreparedProbabilities:
+    """What the losses over class probabilities (categorical, categorical focal) start from."""
+
+    dtype: Any  # the compute dtype
+    class_weight: Any | None  # (C,) in the compute dtype
+    q: Any  # (..., C) probabilities, class axis last, renormalised if asked
+    total: Any | None  # (..., 1) row sums before renormalising (``normalize=True``)
+    clipped: Any  # q clipped into [epsilon, 1 - epsilon]
+    passes: Any | None  # (..., C) bool: where the clip lets the gradient through
+    sparse: SparseTargets | None  # class-index targets
+    a: Any  # (..., C) per-class target weights
+
+
+def prepare_probabilities(
+    op: Any, xp: Any, probs: Any, targets: Any, class_weight: Any | None
+) -> PreparedProbabilities:
+    """Probabilities and targets of ``op`` (its ``axis``, ``normalize``, ``epsilon``,
+    ``ignore_index``, ``label_smoothing`` and ``values_checked``) in the form both losses use.
+
+    A row holding a probability outside ``[0, 1]`` (``[0, inf)`` with ``normalize``) is NaN
+    unless the values were checked.
+    """
+    checked = op.values_checked
+    dtype = compute_dtype(xp, probs.dtype)
+    q = xp.astype(move_class_axis_last(xp, probs, op.axis), dtype, copy=False)
+    q = nan_rows_outside(xp, q, 0.0, None if op.normalize else 1.0, checked=checked)
+    w = cast_weight(xp, class_weight, dtype, checked=checked)
+    num_classes = q.shape[-1]
+    total = xp.sum(q, axis=-1, keepdims=True) if op.normalize else None
+    if total is not None:
+        q = q / total
+    clipped, passes = clip_probabilities(xp, q, op.epsilon)
+    sparse = None
+    if is_sparse(probs, targets):
+        sparse = sparse_targets(xp, targets, num_classes, op.ignore_index, checked=checked)
+    a = dense_target_weights(
+        xp,
+        None if sparse is not None else move_class_axis_last(xp, targets, op.axis),
+        sparse=sparse,
+        num_classes=num_classes,
+        class_weight=w,
+        label_smoothing=op.label_smoothing,
+        dtype=dtype,
+        checked=checked,
+    )
+    return PreparedProbabilities(dtype, w, q, total, clipped, passes, sparse, a)

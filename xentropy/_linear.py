@@ -30,7 +30,7 @@ from ._checks import (
 from ._class_targets import SparseTargets, check_class_indices, nan_where, sparse_targets
 from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, device_of, namespace_of
-from ._native import RowBlocks, add_at_index
+from ._native import RowBlocks, add_at_index, exp_of_fresh
 from ._reduction import reduce_backward, reduce_losses
 
 DEFAULT_CHUNK_SIZE = 4096
@@ -119,15 +119,16 @@ class LinearCrossEntropy(CheckedValues):
         logit_sum = xp.zeros((n,), dtype=dtype, device=device)
         for start, stop in self._chunks(vocab):
             z, _ = self._logits(xp, h, weight, bias, start, stop, dtype)
+            if self.label_smoothing:
+                logit_sum = logit_sum + xp.sum(z, axis=-1)
             chunk_max = xp.max(z, axis=-1)
             new_max = xp.maximum(running_max, chunk_max)
             shift = xp.where(xp.isfinite(new_max), new_max, xp.zeros_like(new_max))
+            z -= shift[:, None]  # z is fresh: PyTorch and NumPy work in place, one (N, chunk)
             running_sum = running_sum * xp.exp(running_max - shift) + xp.sum(
-                xp.exp(z - shift[:, None]), axis=-1
+                exp_of_fresh(xp, z), axis=-1
             )
             running_max = new_max
-            if self.label_smoothing:
-                logit_sum = logit_sum + xp.sum(z, axis=-1)
         shift = xp.where(xp.isfinite(running_max), running_max, xp.zeros_like(running_max))
         log_sum = xp.log(running_sum)
         lse = shift + log_sum
@@ -169,7 +170,9 @@ class LinearCrossEntropy(CheckedValues):
         grad_b = None if bias is None else RowBlocks(xp, (vocab,), bias.dtype, device_of(xp, h))
         for start, stop in self._chunks(vocab):
             z, capped = self._logits(xp, h, weight, bias, start, stop, dtype)
-            dz = xp.exp((z - shift[:, None]) - log_sum[:, None])
+            z -= shift[:, None]  # in place where arrays are mutable: one (N, chunk) array
+            z -= log_sum[:, None]
+            dz = exp_of_fresh(xp, z)
             dz *= scale[:, None]
             if eps:
                 dz -= (eps / vocab * row_weight)[:, None]
@@ -179,7 +182,7 @@ class LinearCrossEntropy(CheckedValues):
             if capped is not None:
                 dz *= 1.0 - capped * capped
             w = xp.astype(weight[start:stop, :], dtype, copy=False)
-            grad_h = grad_h + xp.matmul(dz, w)
+            grad_h += xp.matmul(dz, w)
             grad_w.put(start, stop, xp.matmul(xp.matrix_transpose(dz), h))
             if grad_b is not None:
                 grad_b.put(start, stop, xp.sum(dz, axis=0))

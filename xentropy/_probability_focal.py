@@ -12,22 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._categorical import check_epsilon, clip_probabilities
+from ._categorical import check_epsilon, clip_probabilities, prepare_probabilities
 from ._checks import check_finite_number, check_range, check_reduction
 from ._class_targets import (
     cast_weight,
     check_class_targets,
     check_class_weight,
-    dense_target_weights,
     gathered_weight,
-    is_sparse,
     move_class_axis_back,
-    move_class_axis_last,
     nan_outside,
-    nan_rows_outside,
     nan_where,
     safe_weighted_log,
-    sparse_targets,
     xlogy,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
@@ -91,38 +86,16 @@ class CategoricalFocalLoss(CheckedValues):
     def _prepared(
         self, xp: Any, probs: Any, targets: Any, alpha: Any | None, class_weight: Any | None
     ) -> tuple[Any, ...]:
-        dtype = compute_dtype(xp, probs.dtype)
-        q = xp.astype(move_class_axis_last(xp, probs, self.axis), dtype, copy=False)
-        q = nan_rows_outside(
-            xp, q, 0.0, None if self.normalize else 1.0, checked=self.values_checked
-        )
-        w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
-        num_classes = q.shape[-1]
-        total = xp.sum(q, axis=-1, keepdims=True) if self.normalize else None
-        if total is not None:
-            q = q / total
-        clipped, passes = clip_probabilities(xp, q, self.epsilon)
-        sparse = (
-            sparse_targets(xp, targets, num_classes, self.ignore_index, checked=self.values_checked)
-            if is_sparse(probs, targets)
-            else None
-        )
-        t = None if sparse is not None else move_class_axis_last(xp, targets, self.axis)
-        a = dense_target_weights(
-            xp,
-            t,
-            sparse=sparse,
-            num_classes=num_classes,
-            class_weight=w,
-            label_smoothing=self.label_smoothing,
-            dtype=dtype,
-            checked=self.values_checked,
-        )
+        p = prepare_probabilities(self, xp, probs, targets, class_weight)
+        a = p.a
         if alpha is not None:
-            a = a * cast_weight(xp, alpha, dtype, checked=self.values_checked)
-        example_weight = None if sparse is None else gathered_weight(xp, sparse, w, dtype)
+            a = a * cast_weight(xp, alpha, p.dtype, checked=self.values_checked)
+        sparse = p.sparse
+        example_weight = (
+            None if sparse is None else gathered_weight(xp, sparse, p.class_weight, p.dtype)
+        )
         invalid = None if sparse is None else sparse.invalid
-        return q, total, clipped, passes, a, example_weight, invalid
+        return p.q, p.total, p.clipped, p.passes, a, example_weight, invalid
 
     def forward(
         self,

@@ -47,8 +47,18 @@ def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> 
     if reduction == "mean" and weights is not None:
         denominator = xp.sum(weights)
     else:
+        count = _static_count(losses)
+        if count:  # known and non-zero: a plain division (a Python int as the residual)
+            return total / count, count
         denominator = element_count(xp, losses, losses.dtype)
     return _safe_divide(xp, total, denominator), denominator
+
+
+def _static_count(x: Any) -> int | None:
+    """The number of elements of ``x`` if its shape is known, else None."""
+    if any(d is None for d in x.shape):
+        return None
+    return math.prod(x.shape)
 
 
 def reduce_backward(xp: Any, cotangent: Any, denominator: Any | None, reduction: str) -> Any:
@@ -59,4 +69,6 @@ def reduce_backward(xp: Any, cotangent: Any, denominator: Any | None, reduction:
     """
     if reduction in ("none", "sum"):
         return cotangent
+    if isinstance(denominator, int):
+        return cotangent / denominator
     return _safe_divide(xp, cotangent, denominator, if_zero=0.0)

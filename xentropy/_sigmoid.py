@@ -14,7 +14,7 @@ from ._elementwise_targets import (
 )
 from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
-from ._native import log1p_exp
+from ._native import fused_sigmoid_cross_entropy, log1p_exp
 from ._native import sigmoid as native_sigmoid
 from ._reduction import reduce_backward, reduce_losses
 
@@ -38,6 +38,9 @@ def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None)
     and every term is non-negative for :math:`t \in [0, 1]`, so a small loss next to large
     logits keeps its digits (``softplus(x) - x t`` would lose them to cancellation).
     """
+    fused = fused_sigmoid_cross_entropy(xp, x, t, pos_weight)
+    if fused is not None:
+        return fused
     a = xp.abs(x)
     softplus_of_minus_a = log1p_exp(xp, -a)
     if pos_weight is None:

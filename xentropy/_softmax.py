@@ -26,7 +26,7 @@ from ._native import (
     add_at_index,
     has_fused_softmax,
     log_softmax,
-    log_sum_exp,
+    log_sum_exp_keeping_exps,
     softmax,
     subtract_product,
     weighted_sum,
@@ -73,7 +73,10 @@ class SoftmaxCrossEntropy(CheckedValues):
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
         fused = has_fused_softmax(xp)
         log_p = log_softmax(xp, z) if fused else None
-        lse = None if fused else log_sum_exp(xp, z)
+        lse, exps = None, None
+        if not fused:
+            shift, log_sum, exps = log_sum_exp_keeping_exps(xp, z)
+            lse = (shift, log_sum)
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
             example_weight = target_weight(xp, sparse, w, dtype)
@@ -97,12 +100,14 @@ class SoftmaxCrossEntropy(CheckedValues):
                 # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
                 # and no (N, C) log p to store (XLA fuses m - z into the reduction)
                 shift, log_sum = lse
-                losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(xp, a, shift[..., None] - z)
+                losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(
+                    xp, a, shift[..., None] - z, overwrite=True
+                )
             losses = nan_where(xp, bad_rows, losses)
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         shift, log_sum = (None, None) if lse is None else lse
-        residuals = (logits, targets, class_weight, shift, log_sum, denominator)
+        residuals = (logits, targets, class_weight, shift, log_sum, exps, denominator)
         return xp.astype(loss, logits.dtype), residuals
 
     def _dense_weights(
@@ -146,14 +151,14 @@ class SoftmaxCrossEntropy(CheckedValues):
         return xp.sum((z - m[..., None]) * w, axis=-1) - xp.sum(w) * s
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
-        logits, targets, class_weight, shift, log_sum, denominator = residuals
+        logits, targets, class_weight, shift, log_sum, exps, denominator = residuals
         lse = None if shift is None else (shift, log_sum)
         dtype = compute_dtype(xp, logits.dtype)
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        grad = softmax(xp, z, lse)  # a fresh array: updated in place below where possible
+        grad = softmax(xp, z, lse, exps)  # ours alone: updated in place below where possible
         eps = self.label_smoothing
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
