@@ -132,25 +132,41 @@ def log_softmax(xp: Any, z: Any) -> Any:
     return (z - m[..., None]) - s[..., None]
 
 
-def softmax(xp: Any, z: Any, lse: tuple[Any, Any] | None = None, exps: Any | None = None) -> Any:
-    """``softmax(z)`` over the last axis; ``lse``, the ``(m, s)`` of :func:`log_sum_exp`, spares
-    the standard spelling a pass when the caller has it, and ``exps`` (``exp(z - m)``, from
-    :func:`log_sum_exp_keeping_exps`) another: it is scaled in place and returned."""
+def softmax(
+    xp: Any,
+    z: Any,
+    lse: tuple[Any, Any] | None = None,
+    exps: Any | None = None,
+    *,
+    row_scale: Any | None = None,
+) -> Any:
+    """``softmax(z)`` over the last axis, times ``row_scale[..., None]`` if given: a fresh array.
+
+    ``lse``, the ``(m, s)`` of :func:`log_sum_exp`, spares the standard spelling a pass when the
+    caller has it, and ``exps`` (``exp(z - m)``, from :func:`log_sum_exp_keeping_exps`) another:
+    it is scaled in place, by the normaliser and ``row_scale`` at once, and returned.
+    """
+    if exps is not None:
+        m, s = lse
+        factor = xp.exp(-s) if row_scale is None else xp.exp(-s) * row_scale
+        exps *= factor[..., None]
+        return exps
     if _is_torch(xp):
         import torch
 
-        return torch.softmax(z, dim=-1)
-    if _is_tensorflow(xp):
+        p = torch.softmax(z, dim=-1)
+    elif _is_tensorflow(xp):
         import tensorflow as tf
 
-        return tf.nn.softmax(z, axis=-1)
-    m, s = log_sum_exp(xp, z) if lse is None else lse
-    if exps is not None:
-        exps *= xp.exp(-s)[..., None]
-        return exps
-    shifted = z - m[..., None]
-    shifted -= s[..., None]
-    return exp_of_fresh(xp, shifted)
+        p = tf.nn.softmax(z, axis=-1)
+    else:
+        m, s = log_sum_exp(xp, z) if lse is None else lse
+        shifted = z - m[..., None]
+        shifted -= s[..., None]
+        p = exp_of_fresh(xp, shifted)
+    if row_scale is not None:
+        p *= row_scale[..., None]
+    return p
 
 
 def sigmoid(xp: Any, x: Any) -> Any:

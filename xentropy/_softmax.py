@@ -158,7 +158,6 @@ class SoftmaxCrossEntropy(CheckedValues):
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        grad = softmax(xp, z, lse, exps)  # ours alone: updated in place below where possible
         eps = self.label_smoothing
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
@@ -174,7 +173,8 @@ class SoftmaxCrossEntropy(CheckedValues):
                 scale = scale + eps / num_classes * total_weight * row_g
             # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
             # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
-            grad *= nan_where(xp, sparse.invalid, scale)[..., None]
+            scale = nan_where(xp, sparse.invalid, scale)
+            grad = softmax(xp, z, lse, exps, row_scale=scale)  # ours: updated in place below
             grad = add_at_index(xp, grad, sparse.index, -target_scale)
             if eps:
                 spread = (eps / num_classes * row_g)[..., None]
@@ -182,7 +182,8 @@ class SoftmaxCrossEntropy(CheckedValues):
         else:
             a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype)
             row_g = g[..., None]
-            grad *= nan_where(xp, bad_rows, xp.sum(a, axis=-1, keepdims=True) * row_g)
+            scale = nan_where(xp, bad_rows, xp.sum(a, axis=-1) * g)
+            grad = softmax(xp, z, lse, exps, row_scale=scale)  # ours: updated in place below
             grad = subtract_product(xp, grad, a, row_g)
         return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
 
