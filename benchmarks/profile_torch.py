@@ -88,8 +88,8 @@ def steps(suite: TorchSuite, impl: Any, repeats: int = 5) -> None:
 
         return wrapper
 
-    patched = [(ops, "check_inputs", ops.check_inputs)]
-    ops.check_inputs = timed("core check (validation)", ops.check_inputs)
+    patched = [(ops, "checked_operator", ops.checked_operator)]
+    ops.checked_operator = timed("core check (validation)", ops.checked_operator)
     for cls in {getattr(ops, n) for n in ops.__all__ if hasattr(getattr(ops, n), "backward")}:
         for method in ("forward", "backward"):
             patched.append((cls, method, getattr(cls, method)))

@@ -72,48 +72,33 @@ class CategoricalCrossEntropy(CheckedValues):
         if values:
             check_range(xp, probs, "probs", low=0.0, high=None if self.normalize else 1.0)
 
-    def _prepared(self, xp: Any, probs: Any, targets: Any, class_weight: Any | None) -> Any:
-        prepared = prepare_probabilities(self, xp, probs, targets, class_weight)
-        return (
-            prepared.dtype,
-            prepared.class_weight,
-            prepared.q,
-            prepared.total,
-            prepared.clipped,
-            prepared.passes,
-            prepared.sparse,
-            prepared.a,
-        )
-
     def forward(
         self, xp: Any, probs: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
-        dtype, w, _, _, clipped, _, sparse, a = self._prepared(xp, probs, targets, class_weight)
-        losses = -xp.sum(xlogy(xp, a, clipped), axis=-1)
+        p = prepare_probabilities(self, xp, probs, targets, class_weight)
+        losses = -xp.sum(xlogy(xp, p.a, p.clipped), axis=-1)
         example_weight = None
-        if sparse is not None:
-            example_weight = gathered_weight(xp, sparse, w, dtype)
-            losses = nan_where(xp, sparse.invalid, losses)
+        if p.sparse is not None:
+            example_weight = gathered_weight(xp, p.sparse, p.class_weight, p.dtype)
+            losses = nan_where(xp, p.sparse.invalid, losses)
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         return xp.astype(loss, probs.dtype), (probs, targets, class_weight, denominator)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         probs, targets, class_weight, denominator = residuals
-        dtype, _, q, total, clipped, passes, sparse, a = self._prepared(
-            xp, probs, targets, class_weight
-        )
-        g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        p = prepare_probabilities(self, xp, probs, targets, class_weight)
+        g = reduce_backward(xp, xp.astype(cotangent, p.dtype), denominator, self.reduction)
         # d(a log q)/dq = a / q, and 0 where a == 0 (the forward's 0 log 0 = 0), also at q == 0
-        zero_weight = a == 0
-        safe = xp.where(zero_weight, xp.ones_like(clipped), clipped)
-        grad = xp.where(zero_weight, xp.zeros_like(a), -a / safe)
-        if passes is not None:
-            grad = xp.where(passes, grad, xp.zeros_like(grad))
-        if total is not None:
-            grad = (grad - xp.sum(grad * q, axis=-1, keepdims=True)) / total
+        zero_weight = p.a == 0
+        safe = xp.where(zero_weight, xp.ones_like(p.clipped), p.clipped)
+        grad = xp.where(zero_weight, xp.zeros_like(p.a), -p.a / safe)
+        if p.passes is not None:
+            grad = xp.where(p.passes, grad, xp.zeros_like(grad))
+        if p.total is not None:
+            grad = (grad - xp.sum(grad * p.q, axis=-1, keepdims=True)) / p.total
         grad = grad * g[..., None]
-        if sparse is not None:
-            grad = nan_where(xp, sparse.invalid, grad)
+        if p.sparse is not None:
+            grad = nan_where(xp, p.sparse.invalid, grad)
         return xp.astype(move_class_axis_back(xp, grad, self.axis), probs.dtype, copy=False)
 
 

@@ -26,6 +26,10 @@ def _is_numpy(xp: Any) -> bool:
     return array_api_compat.is_numpy_namespace(xp)
 
 
+def _is_jax(xp: Any) -> bool:
+    return array_api_compat.is_jax_namespace(xp)
+
+
 def _is_tensorflow(xp: Any) -> bool:
     return getattr(xp, "__name__", None) == _TF_NAMESPACE
 
@@ -93,7 +97,7 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
         np.copyto(d, 0.0, where=a == 0)
         d *= a
         return np.sum(d, axis=-1)
-    if not array_api_compat.is_jax_namespace(xp):
+    if not _is_jax(xp):
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
     big = xp.finfo(d.dtype).max
@@ -147,7 +151,7 @@ def softmax(
     it is scaled in place, by the normaliser and ``row_scale`` at once, and returned.
     """
     if exps is not None:
-        m, s = lse
+        _, s = lse
         factor = xp.exp(-s) if row_scale is None else xp.exp(-s) * row_scale
         exps *= factor[..., None]
         return exps
@@ -202,15 +206,6 @@ def fused_sigmoid_cross_entropy(xp: Any, x: Any, t: Any, pos_weight: Any | None)
         loss = loss * (1.0 + (pos_weight - 1.0) * t)  # may broadcast: not in place
         return loss + (1.0 - t) * torch.relu(x) + pos_weight * t * torch.relu(torch.neg(x))
     return loss.addcmul_(1.0 - t, torch.relu(x)).addcmul_(t, torch.relu(torch.neg(x)))
-
-
-def log1p_exp(xp: Any, x: Any) -> Any:
-    r""":math:`\log(1 + e^{x})` (softplus) for ``x <= 0``, where it cannot overflow."""
-    if _is_torch(xp):
-        import torch
-
-        return torch.nn.functional.softplus(x)
-    return xp.log1p(xp.exp(x))
 
 
 def exp_of_fresh(xp: Any, x: Any) -> Any:

@@ -14,14 +14,8 @@ from ._elementwise_targets import (
 )
 from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
-from ._native import fused_sigmoid_cross_entropy, log1p_exp
-from ._native import sigmoid as native_sigmoid
+from ._native import fused_sigmoid_cross_entropy, sigmoid
 from ._reduction import reduce_backward, reduce_losses
-
-
-def sigmoid(xp: Any, x: Any) -> Any:
-    r""":math:`\sigma(x) = 1 / (1 + e^{-x})`, evaluated without overflow for either sign."""
-    return native_sigmoid(xp, x)
 
 
 def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
@@ -42,7 +36,7 @@ def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None)
     if fused is not None:
         return fused
     a = xp.abs(x)
-    softplus_of_minus_a = log1p_exp(xp, -a)
+    softplus_of_minus_a = xp.log1p(xp.exp(-a))
     if pos_weight is None:
         return a * xp.where(x >= 0, 1.0 - t, t) + softplus_of_minus_a
     return (

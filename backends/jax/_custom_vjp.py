@@ -36,7 +36,7 @@ def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> ops
 
     Returns the operator to run: ``values_checked`` is set when the value checks ran.
 
-    Unlike ``ops.check_inputs`` (which skips value checks whenever the prediction is a tracer),
+    Unlike ``ops.checked_operator`` (which skips value checks whenever the prediction is a tracer),
     this also validates labels inside an eager ``jax.grad``, whose tracers carry concrete
     values. Under ``jax.jit``, ``jax.vmap`` or ``jax.eval_shape`` a value read raises
     ``ConcretizationTypeError``; the checks then run again without reading values, and bad rows
