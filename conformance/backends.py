@@ -10,6 +10,13 @@ Two layers, in the manner of einops' ``_backends.py``:
   (``xentropy.backends.<name>``, called in its framework's own spelling, see
   :mod:`~xentropy.conformance.dialects`, and differentiated by the framework's autodiff).
 
+Derivatives beyond the prediction's gradient (:meth:`Backend.evaluate_derivative`) are the
+framework's own autodiff on both kinds of column: the gradient with respect to the targets
+(reverse mode), and the Hessian-vector product with respect to the prediction (PyTorch: double
+backward, ``autograd.grad(..., create_graph=True)``; JAX: forward over reverse, ``jax.jvp`` of
+``jax.vjp``; TensorFlow: nested ``GradientTape``s). NumPy and array-api-strict have no autodiff
+(``xentropy.value_and_grad`` gives the prediction's gradient only): their cells are skipped.
+
 :data:`BACKENDS` lists them. An adapter that cannot be imported yet shows as "not installed";
 adding a backend is one :func:`register_backend` call (or one entry in :data:`BACKENDS`). The
 same hook lets a test plant a faulty backend without editing this package::
@@ -35,6 +42,7 @@ import numpy as np
 
 from .cases import Case
 from .dialects import DIALECTS, Spelling
+from .tolerances import SECOND_ORDER_DTYPES
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -59,6 +67,7 @@ class Framework:
     name: str = ""
     module: str = ""
     dtypes: tuple[str, ...] = FLOAT_DTYPES
+    differentiates: bool = False  # has an autodiff of its own (autodiff and hvp below work)
 
     def missing(self) -> str | None:
         """None when the library imports, otherwise the reason."""
@@ -82,6 +91,13 @@ class Framework:
 
     def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
         """``(fn(*wrt), d sum(fn(*wrt)) / d wrt)`` by this library's own autodiff."""
+        raise NotImplementedError(f"{self.name} has no autodiff")
+
+    def hvp(
+        self, fn: Callable[..., Any], wrt: Sequence[Any], directions: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """``H v``: the derivative of ``d sum(fn(*wrt)) / d wrt`` along ``directions``, by this
+        library's own autodiff, one array per ``wrt``."""
         raise NotImplementedError(f"{self.name} has no autodiff")
 
     @contextlib.contextmanager
@@ -119,6 +135,7 @@ class ArrayApiStrictFramework(Framework):
 
 class TorchFramework(Framework):
     name, module = "torch", "torch"
+    differentiates = True
 
     def devices(self) -> tuple[str, ...]:
         torch = _import("torch")
@@ -144,11 +161,26 @@ class TorchFramework(Framework):
         grads = torch.autograd.grad(value, leaves, grad_outputs=torch.ones_like(value))
         return value.detach(), tuple(grads)
 
+    def hvp(
+        self, fn: Callable[..., Any], wrt: Sequence[Any], directions: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """Double backward: the gradient with ``create_graph=True``, then its vector-Jacobian
+        product with ``v`` (``H`` is symmetric)."""
+        torch = _import("torch")
+        leaves = [w.detach().clone().requires_grad_(True) for w in wrt]
+        value = fn(*leaves)
+        grads = torch.autograd.grad(
+            value, leaves, grad_outputs=torch.ones_like(value), create_graph=True
+        )
+        products = torch.autograd.grad(grads, leaves, grad_outputs=list(directions))
+        return tuple(p.detach() for p in products)
+
 
 class JaxFramework(Framework):
     """JAX, with 64-bit types switched on (``jax_enable_x64``) so that float64 cells exist."""
 
     name, module = "jax", "jax"
+    differentiates = True
 
     def _jax(self) -> ModuleType:
         jax = _import("jax")
@@ -187,14 +219,36 @@ class JaxFramework(Framework):
         value, pullback = jax.vjp(fn, *wrt)
         return value, tuple(pullback(jax.numpy.ones_like(value)))
 
+    def hvp(
+        self, fn: Callable[..., Any], wrt: Sequence[Any], directions: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """Forward over reverse: ``jax.jvp`` of the ``jax.vjp`` gradient."""
+        jax = self._jax()
+
+        def gradient(*w: Any) -> tuple[Any, ...]:
+            value, pullback = jax.vjp(fn, *w)
+            return tuple(pullback(jax.numpy.ones_like(value)))
+
+        _, products = jax.jvp(gradient, tuple(wrt), tuple(directions))
+        return tuple(products)
+
     @contextlib.contextmanager
     def placed(self, device: str) -> Iterator[None]:
         with self._jax().default_device(self._device(device)):
             yield
 
 
+def _no_none(grads: Sequence[Any], what: str) -> tuple[Any, ...]:
+    """``grads``, or a LookupError where a tape gave None (no path to an input)."""
+    missing = [k for k, g in enumerate(grads) if g is None]
+    if missing:
+        raise LookupError(f"GradientTape.gradient gave None for the {what} of inputs {missing}")
+    return tuple(grads)
+
+
 class TensorflowFramework(Framework):
     name, module = "tensorflow", "tensorflow"
+    differentiates = True
 
     def devices(self) -> tuple[str, ...]:
         tf = _import("tensorflow")
@@ -230,13 +284,31 @@ class TensorflowFramework(Framework):
                 tape.watch(w)
             value = fn(*wrt)
         grads = tape.gradient(value, list(wrt), output_gradients=tf.ones_like(value))
-        return value, tuple(grads)
+        return value, _no_none(grads, "gradient")
+
+    def hvp(
+        self, fn: Callable[..., Any], wrt: Sequence[Any], directions: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """Nested tapes: the inner gradient, recorded by the outer tape, then its vector-Jacobian
+        product with ``v``."""
+        tf = _import("tensorflow")
+        with tf.GradientTape() as outer:
+            outer.watch(list(wrt))
+            with tf.GradientTape() as inner:
+                inner.watch(list(wrt))
+                value = fn(*wrt)
+            grads = _no_none(
+                inner.gradient(value, list(wrt), output_gradients=tf.ones_like(value)), "gradient"
+            )
+        products = outer.gradient(list(grads), list(wrt), output_gradients=list(directions))
+        return _no_none(products, "Hessian-vector product")
 
 
 class KerasFramework(Framework):
     """Keras 3 on whichever backend it was configured with (``KERAS_BACKEND``)."""
 
     name, module = "keras", "keras"
+    differentiates = True
 
     def _inner(self) -> Framework:
         backend = _import("keras").backend.backend()
@@ -265,6 +337,11 @@ class KerasFramework(Framework):
 
     def autodiff(self, fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, tuple[Any, ...]]:
         return self._inner().autodiff(fn, wrt)
+
+    def hvp(
+        self, fn: Callable[..., Any], wrt: Sequence[Any], directions: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        return self._inner().hvp(fn, wrt, directions)
 
     @contextlib.contextmanager
     def placed(self, device: str) -> Iterator[None]:
@@ -371,6 +448,95 @@ class Backend:
             return value, tuple(g for g in grads if g is not None)
         return self._autodiff_spelling(self._api(), case, arrays, dtype)
 
+    def derivative_skip_reason(self, case: Case, dtype: str, quantity: str) -> str | None:
+        """Why the ``quantity`` (``"target_gradient"`` or ``"hvp"``) cells of ``case`` do not
+        run in ``dtype`` (None: they run); asked after :meth:`skip_reason`."""
+        if not self.framework.differentiates:
+            return (
+                f"{self.framework.name} has no autodiff: xentropy.value_and_grad gives the "
+                "prediction's gradient only"
+            )
+        if quantity == "hvp" and dtype not in SECOND_ORDER_DTYPES:
+            return (
+                "second order runs in float32 and float64: a 16-bit second derivative by "
+                "autodiff rounds its intermediate tangents in 16 bits, not once"
+            )
+        return None
+
+    def evaluate_derivative(
+        self,
+        case: Case,
+        arrays: Mapping[str, Any],
+        dtype: str,
+        quantity: str,
+        directions: Mapping[str, Any],
+    ) -> tuple[Any, ...]:
+        """The framework's autodiff of ``case`` on this backend: the gradients of
+        ``sum(loss)`` with respect to ``case.target_grad_of`` (``quantity="target_gradient"``),
+        or ``H v`` with respect to ``case.grad_of`` along ``directions`` (``"hvp"``)."""
+        api = None if self.adapter is None else self._api()
+        return self._derivative(api, case, arrays, dtype, quantity, directions)
+
+    def evaluate_native_derivative(
+        self,
+        case: Case,
+        arrays: Mapping[str, Any],
+        dtype: str,
+        quantity: str,
+        directions: Mapping[str, Any],
+    ) -> tuple[Any, ...] | None:
+        """:meth:`evaluate_derivative` of the framework's own loss (None: nothing to compare
+        with)."""
+        spelling = self.spelling(case)
+        if self.adapter is None or not self.native or spelling is None or not spelling.native:
+            return None
+        assert self.dialect is not None
+        native = DIALECTS[self.dialect].native()
+        return self._derivative(native, case, arrays, dtype, quantity, directions)
+
+    def _derivative(
+        self,
+        api: Any,
+        case: Case,
+        arrays: Mapping[str, Any],
+        dtype: str,
+        quantity: str,
+        directions: Mapping[str, Any],
+    ) -> tuple[Any, ...]:
+        if quantity == "target_gradient":
+            names = case.target_grad_of
+            loss = self._loss(api, case, arrays, dtype, names)
+            return self.framework.autodiff(loss, [arrays[n] for n in names])[1]
+        if quantity == "hvp":
+            names = case.grad_of
+            loss = self._loss(api, case, arrays, dtype, names)
+            return self.framework.hvp(
+                loss, [arrays[n] for n in names], [directions[n] for n in names]
+            )
+        raise ValueError(f"unknown derivative {quantity!r}")
+
+    def _loss(
+        self, api: Any, case: Case, arrays: Mapping[str, Any], dtype: str, names: Sequence[str]
+    ) -> Callable[..., Any]:
+        """The loss of ``case`` as a function of the arrays ``names``: the core's public
+        function (``api`` None) or the spelling on ``api``."""
+        if api is None:
+            fn = getattr(_import("xentropy"), case.variant)
+
+            def core(*wrt: Any) -> Any:
+                a = {**arrays, **dict(zip(names, wrt, strict=True))}
+                keywords = {name: a[name] for name in case.keyword_arrays}
+                return fn(*(a[name] for name in case.arguments), **keywords, **case.options)
+
+            return core
+        spelling = self.spelling(case)
+        assert spelling is not None
+
+        def spelled(*wrt: Any) -> Any:
+            return spelling.call(api, {**arrays, **dict(zip(names, wrt, strict=True))}, dtype)
+
+        return spelled
+
     def evaluate_native(
         self, case: Case, arrays: Mapping[str, Any], dtype: str
     ) -> tuple[Any, tuple[Any, ...]] | None:
@@ -384,14 +550,7 @@ class Backend:
     def _autodiff_spelling(
         self, api: Any, case: Case, arrays: Mapping[str, Any], dtype: str
     ) -> tuple[Any, tuple[Any, ...]]:
-        spelling = self.spelling(case)
-        assert spelling is not None
-
-        def loss(*wrt: Any) -> Any:
-            return spelling.call(
-                api, {**arrays, **dict(zip(case.grad_of, wrt, strict=True))}, dtype
-            )
-
+        loss = self._loss(api, case, arrays, dtype, case.grad_of)
         return self.framework.autodiff(loss, [arrays[name] for name in case.grad_of])
 
 

@@ -15,13 +15,23 @@ Value ranges (:data:`VALUE_RANGES`):
 
 Per-class arrays hold numbers exact in every dtype (bfloat16 included), so rounding the inputs
 never changes them.
+
+Derivatives beyond the prediction's gradient (the frameworks differentiate these, the matrix checks
+them on every backend with autodiff):
+
+* ``Case.target_grad_of`` names the floating inputs other than the prediction: probability, soft
+  or binary ``targets``, and ``p`` of ``kl_divergence`` and ``cross_entropy``. Class indices and
+  bool/int binary targets have no derivative and no such cells.
+* ``Case.directions`` holds, for the option sets of :data:`SECOND_ORDER_SETS` (layout ``NC`` /
+  ``ND``, ``normal`` range), one fixed random direction ``v`` per prediction array: those cases
+  also check the Hessian-vector product ``H v`` of ``sum(loss)`` with respect to the prediction.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,7 +85,9 @@ class Case:
     ``arrays`` holds every array argument, positional or keyword (per-class weights and the bias
     of ``linear_cross_entropy`` included), floating ones in float64; a cell converts each to the
     backend in its dtype. ``options`` holds the other keyword options. ``grad_of`` names the
-    arrays whose gradients ``xentropy.value_and_grad`` returns, in its order.
+    arrays whose gradients ``xentropy.value_and_grad`` returns, in its order. ``target_grad_of``
+    names the other floating arguments (their gradient cells), ``directions`` the direction of
+    the Hessian-vector product for each ``grad_of`` array (empty: no second-order cells).
     """
 
     variant: str
@@ -89,6 +101,13 @@ class Case:
     grad_of: tuple[str, ...]
     excluded_dtypes: Mapping[str, str] = field(default_factory=dict)
     quick: bool = False
+    target_grad_of: tuple[str, ...] = ()
+    directions: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def second_order(self) -> bool:
+        """Whether the case has Hessian-vector-product cells."""
+        return bool(self.directions)
 
     @property
     def id(self) -> str:
@@ -398,6 +417,25 @@ LINEAR_RANGE_SETS = {
 }
 
 
+# the option sets (layout NC / ND, normal range) with Hessian-vector-product cells: the first of
+# each variant exercises its options in the core; a second one is what the dialects can spell
+# (torch, optax, tf.nn and Keras have no class weights or label smoothing in common)
+SECOND_ORDER_SETS: dict[str, tuple[str, ...]] = {
+    "softmax_cross_entropy": (WEIGHT_SMOOTHING[0], "plain"),
+    "categorical_cross_entropy": ("normalize+class_weight+none", "normalize"),
+    "softmax_focal_loss": ("gamma=1.5+alpha=0.25",),
+    "poly1_cross_entropy": ("epsilon=3+class_weight", "plain"),
+    "sigmoid_cross_entropy": (ALL_WEIGHTS_SMOOTHING[0], "plain"),
+    "binary_cross_entropy": ("class_weight+label_smoothing=0.1+none", "torch"),
+    "sigmoid_focal_loss": ("gamma=1.5+alpha=0.75",),
+    "entropy": ("mean",),
+    "kl_divergence": ("mean",),
+    "cross_entropy": ("mean",),
+    "linear_cross_entropy": ("bias+all",),
+}
+PROBABILITY_INPUTS = ("probs", "p", "q")
+
+
 # --- inputs -------------------------------------------------------------------------------
 
 
@@ -665,6 +703,43 @@ def linear_case(option_set: OptionSet, layout: str, value_range: str, seed: int)
     )
 
 
+# --- derivatives beyond the prediction's gradient -----------------------------------------
+
+
+def _direction(rng: np.random.Generator, case: Case, name: str) -> np.ndarray:
+    """A random direction for the array ``name``; relative for probabilities.
+
+    ``x v`` with ``v ~ N(0, 1)`` for class probabilities and ``x (1 - x) v`` for binary ones keeps
+    ``x + s v`` inside ``(0, 1)``, away from the clip, for the small steps ``s`` of the finite-
+    difference reference, and makes the loss along the line bend on a scale of one unit of ``s``
+    (as it does along a logit direction).
+    """
+    x = case.arrays[name]
+    v = rng.normal(size=x.shape)
+    if name not in PROBABILITY_INPUTS:
+        return v
+    return x * (1.0 - x) * v if case.variant == "binary_cross_entropy" else x * v
+
+
+def with_derivatives(case: Case, seed: int) -> Case:
+    """``case`` with its :attr:`Case.target_grad_of` and, for a set of
+    :data:`SECOND_ORDER_SETS`, its :attr:`Case.directions`."""
+    targets = tuple(
+        name
+        for name in case.arguments
+        if name not in case.grad_of and case.arrays[name].dtype.kind == "f"
+    )
+    directions: dict[str, np.ndarray] = {}
+    if (
+        case.layout in ("NC", "ND")
+        and case.value_range == "normal"
+        and case.option_set in SECOND_ORDER_SETS[case.variant]
+    ):
+        rng = case_rng(seed, "direction/" + case.id)
+        directions = {name: _direction(rng, case, name) for name in case.grad_of}
+    return replace(case, target_grad_of=targets, directions=directions)
+
+
 # --- the registry -------------------------------------------------------------------------
 
 
@@ -736,6 +811,7 @@ def generate_cases(
                 cases.append(linear_case(option_set, layout, value_range, seed))
     if quick:
         cases = [case for case in cases if case.quick]
+    cases = [with_derivatives(case, seed) for case in cases]
     ids = [case.id for case in cases]
     if len(set(ids)) != len(ids):  # a registry bug, not a user error
         raise AssertionError("duplicate case ids in the registry")

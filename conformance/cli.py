@@ -131,7 +131,12 @@ def _list(args: argparse.Namespace) -> int:
         print(f"  {name:20} {backend.kind:8} {problem or 'installed'}{default}")
     cases = generate_cases(args.seed, variants=args.variants, quick=args.quick)
     print(f"variants: {', '.join(VARIANTS)}")
-    print(f"cases: {len(cases)}{' (quick)' if args.quick else ''}")
+    targets = sum(bool(case.target_grad_of) for case in cases)
+    second = sum(case.second_order for case in cases)
+    print(
+        f"cases: {len(cases)}{' (quick)' if args.quick else ''}; {targets} with target "
+        f"gradients, {second} with Hessian-vector products"
+    )
     return 0
 
 

@@ -9,7 +9,8 @@ sigmoid bend on a scale of one unit of logit whatever the logit's size, and 80 d
 resolve :math:`10^{30} \pm 10^{-20}`), on a few coordinates drawn per case (truncation error
 about :math:`10^{-40}`).
 
-:func:`check_reference` compares ``xentropy.conformance.reference`` with both. This validates
+:func:`check_reference` compares ``xentropy.conformance.reference`` with both, for the gradients
+of the prediction and of the floating targets (``Case.target_grad_of``). This validates
 the reference itself (its formulas and their float64 rounding), so that a failing cell of the
 matrix can be blamed on the backend, not on the yardstick.
 """
@@ -24,7 +25,7 @@ import mpmath
 import numpy as np
 
 from .cases import Case, case_rng
-from .reference import reference
+from .reference import reference, target_gradient_reference
 
 DIGITS = 80
 RTOL = 1e-10  # the float64 reference must be this close to the 80-digit value ...
@@ -233,7 +234,13 @@ def precise_value(case: Case, arrays: Mapping[str, np.ndarray] | None = None) ->
 
 
 def _kinks(case: Case, name: str) -> list[float]:
-    """Points where the loss is not differentiable in input ``name`` (domain edges, clips)."""
+    """Points where the loss is not differentiable in input ``name`` (domain edges, clips).
+
+    Targets count their ends 0 and 1 as edges: a focal loss's miss probability turns negative
+    just past them (a complex power in mpmath).
+    """
+    if name == "targets":
+        return [0.0, 1.0]
     if name not in ("probs", "p", "q"):
         return []
     points = [0.0, 1.0]
@@ -309,14 +316,21 @@ def check_reference(case: Case, seed: int = 0) -> ReferenceCheck:
     """Compare the float64 reference of ``case`` with its 80-digit value and with 80-digit
     finite differences on a few coordinates of each differentiated array."""
     value, grads = reference(case.variant, case.arrays, case.options)
+    defined = [np.ones(g.shape, bool) for g in grads]
+    if case.target_grad_of:
+        target_grads, target_defined = target_gradient_reference(
+            case.variant, case.arrays, case.options, case.target_grad_of
+        )
+        grads, defined = (*grads, *target_grads), [*defined, *target_defined]
     value_error, detail = _scaled_error(value, _floats(precise_value(case)))
     rng = case_rng(seed, "precise/" + case.id)
     gradient_error, coordinates = 0.0, 0
-    for name, grad in zip(case.grad_of, grads, strict=True):
+    names = (*case.grad_of, *case.target_grad_of)
+    for name, grad, where in zip(names, grads, defined, strict=True):
         flat = rng.permutation(grad.size)[:COORDINATES]
         for k in flat:
             index = np.unravel_index(int(k), grad.shape)
-            fd = precise_gradient(case, name, index)
+            fd = precise_gradient(case, name, index) if where[index] else None
             if fd is None:
                 continue
             coordinates += 1

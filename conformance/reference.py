@@ -22,11 +22,22 @@ Conventions every function keeps:
 
 The gradient formulas are checked against central finite differences in 50-digit arithmetic by
 :mod:`xentropy.conformance.precise`.
+
+Beyond the prediction's gradient:
+
+* :func:`target_gradient_reference`: the analytic gradient of ``sum(loss)`` with respect to the
+  floating targets (and ``p`` of the information measures), with a mask of the entries where it
+  is defined: not where the loss is infinite on one side of the point (a target under a ``-inf``
+  logit or a zero probability, ``d(t log q)/dt = log 0``); those entries are not compared. Also
+  checked against 80-digit finite differences by :mod:`~xentropy.conformance.precise`.
+* :func:`hvp_reference`: the Hessian-vector product ``H v`` of ``sum(loss)`` with respect to the
+  prediction, by central differences of the analytic gradient along ``v`` with two Richardson
+  steps (the step and its error in :mod:`~xentropy.conformance.tolerances`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -367,6 +378,175 @@ def linear_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -
     return reduce(loss.reshape(hidden.shape[:-1]), reduction, total), tuple(grads)
 
 
+# --- gradients with respect to the targets ---------------------------------------------------
+
+Targets = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (gradient, where it is defined)
+
+
+def _class_target_gradient(
+    arrays: Arrays, name: str, options: Mapping[str, Any], per_class: Callable[..., np.ndarray]
+) -> Targets:
+    """``d sum(loss) / d t`` for the softmax family with probability targets ``t``.
+
+    The loss is ``sum_c a_c f_c(x)`` with ``a_c = w_c ((1 - eps) t_c + eps / C)`` and a ``mean``
+    denominator (the number of examples) that does not depend on ``t``, so
+    ``dl/dt_c = (1 - eps) w_c f_c`` times the reduction's scale; ``per_class(x)`` gives ``f_c``
+    with the class axis last.
+    """
+    axis = int(options.get("axis", -1))
+    x = np.moveaxis(_f64(arrays[name]), axis, -1)
+    eps = float(options.get("label_smoothing", 0.0))
+    examples = int(np.prod(x.shape[:-1]))
+    scale = reduction_scale(examples, options.get("reduction", "mean"), examples)
+    weight = arrays.get("class_weight")
+    w = np.ones(x.shape[-1]) if weight is None else _f64(weight)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = (1.0 - eps) * w * per_class(x) * scale
+    return {"targets": (np.moveaxis(grad, -1, axis), np.moveaxis(np.isfinite(grad), -1, axis))}
+
+
+def softmax_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``dl/dt_c = -(1 - eps) w_c log softmax(z)_c``."""
+    return _class_target_gradient(arrays, "logits", options, lambda z: -log_softmax(z, axis=-1))
+
+
+def categorical_cross_entropy_target_gradient(
+    arrays: Arrays, options: Mapping[str, Any], compute_dtype: str = "float64"
+) -> Targets:
+    """``dl/dt_c = -(1 - eps) w_c log clip(q_c)``, ``q`` normalised first when asked."""
+    epsilon = options.get("epsilon", 1e-7)
+
+    def per_class(r: np.ndarray) -> np.ndarray:
+        q = r / np.sum(r, axis=-1, keepdims=True) if options.get("normalize") else r
+        if epsilon:
+            q = np.clip(q, *clip_bounds(epsilon, compute_dtype))
+        return -np.log(q)
+
+    return _class_target_gradient(arrays, "probs", options, per_class)
+
+
+def softmax_focal_loss_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``dl/dt_c = -(1 - eps) w_c alpha_c (1 - p_c)^gamma log p_c``."""
+    alpha = arrays.get("alpha", options.get("alpha"))
+    gamma = float(options.get("gamma", 2.0))
+
+    def per_class(z: np.ndarray) -> np.ndarray:
+        logp = log_softmax(z, axis=-1)
+        term = -((-np.expm1(logp)) ** gamma) * logp
+        return term if alpha is None else _f64(alpha) * term
+
+    return _class_target_gradient(arrays, "logits", options, per_class)
+
+
+def poly1_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``dl/dt_c = (1 - eps) w_c (-log p_c + epsilon (1 - p_c))``."""
+    epsilon = float(options.get("epsilon", 2.0))
+
+    def per_class(z: np.ndarray) -> np.ndarray:
+        logp = log_softmax(z, axis=-1)
+        return -logp + epsilon * -np.expm1(logp)
+
+    return _class_target_gradient(arrays, "logits", options, per_class)
+
+
+def _elementwise_target(grad: np.ndarray, options: Mapping[str, Any]) -> Targets:
+    """``dl/dt`` (``grad``, with respect to the smoothed targets) through the smoothing
+    ``t (1 - eps) + eps / 2`` and the reduction."""
+    eps = float(options.get("label_smoothing", 0.0))
+    scale = reduction_scale(grad.size, options.get("reduction", "mean"))
+    grad = grad * (1.0 - eps) * scale
+    return {"targets": (grad, np.isfinite(grad))}
+
+
+def sigmoid_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``dl/dt = w [pw softplus(-x) - softplus(x)]``."""
+    x = _f64(arrays["logits"])
+    pw = _broadcast(arrays.get("pos_weight", options.get("pos_weight")), x.shape)
+    w = _broadcast(arrays.get("class_weight"), x.shape)
+    return _elementwise_target(w * (pw * -log_expit(x) + log_expit(-x)), options)
+
+
+def binary_cross_entropy_target_gradient(
+    arrays: Arrays, options: Mapping[str, Any], compute_dtype: str = "float64"
+) -> Targets:
+    """``dl/dt = -w (log p - log(1 - p))`` with the clip and the log floor of the value."""
+    p = _f64(arrays["probs"])
+    w = _broadcast(arrays.get("class_weight"), p.shape)
+    epsilon = options.get("epsilon", 1e-7)
+    floor = options.get("log_floor")
+    if epsilon:
+        p = np.clip(p, *clip_bounds(epsilon, compute_dtype))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p, log_q = np.log(p), np.log1p(-p)
+        if floor is not None:
+            log_p, log_q = np.maximum(log_p, floor), np.maximum(log_q, floor)
+        return _elementwise_target(-w * (log_p - log_q), options)
+
+
+def sigmoid_focal_loss_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``l = b ce m^gamma`` with ``b = alpha t + (1 - alpha)(1 - t)``, ``d ce/dt = -x`` and
+    ``dm/dt = s(-x) - s(x)``:
+
+    ``dl/dt = (2 alpha - 1) ce m^gamma - b x m^gamma + b ce gamma m^(gamma-1) (s(-x) - s(x))``;
+
+    the last term is 0 where ``m = 0`` (``ce`` vanishes there as fast as ``m``).
+    """
+    x = _f64(arrays["logits"])
+    t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
+    gamma = float(options.get("gamma", 2.0))
+    alpha = options.get("alpha")
+    ce = _sigmoid_ce(x, t, np.ones_like(x))
+    s_pos, s_neg = expit(x), expit(-x)
+    miss = t * s_neg + (1.0 - t) * s_pos
+    balance = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+    d_balance = 0.0 if alpha is None else 2.0 * alpha - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(
+            (miss == 0) | (gamma == 0),
+            0.0,
+            gamma * ce * miss ** (gamma - 1.0) * (s_neg - s_pos),
+        )
+    grad = d_balance * ce * miss**gamma + balance * (-x * miss**gamma + slope)
+    return _elementwise_target(grad, options)
+
+
+def _information_target(arrays: Arrays, options: Mapping[str, Any], measure: str) -> Targets:
+    """``d KL(p||q)/dp = log p - log q + 1``; ``d H(p, q)/dp = -log q``."""
+    axis = int(options.get("axis", -1))
+    p = np.moveaxis(_f64(arrays["p"]), axis, -1)
+    q = np.moveaxis(_f64(arrays["q"]), axis, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = -np.log(q)
+        if measure == "kl_divergence":
+            grad = grad + np.log(p) + 1.0
+    grad = grad * reduction_scale(int(np.prod(p.shape[:-1])), options.get("reduction", "none"))
+    grad = np.moveaxis(grad, -1, axis)
+    return {"p": (grad, np.isfinite(grad))}
+
+
+def kl_divergence_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``d KL(p||q) / dp = log p - log q + 1`` (undefined at ``p = 0``)."""
+    return _information_target(arrays, options, "kl_divergence")
+
+
+def cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``d H(p, q) / dp = -log q``."""
+    return _information_target(arrays, options, "cross_entropy")
+
+
+TARGET_GRADIENTS: dict[str, Callable[..., Targets]] = {
+    "softmax_cross_entropy": softmax_cross_entropy_target_gradient,
+    "categorical_cross_entropy": categorical_cross_entropy_target_gradient,
+    "softmax_focal_loss": softmax_focal_loss_target_gradient,
+    "poly1_cross_entropy": poly1_cross_entropy_target_gradient,
+    "sigmoid_cross_entropy": sigmoid_cross_entropy_target_gradient,
+    "binary_cross_entropy": binary_cross_entropy_target_gradient,
+    "sigmoid_focal_loss": sigmoid_focal_loss_target_gradient,
+    "kl_divergence": kl_divergence_target_gradient,
+    "cross_entropy": cross_entropy_target_gradient,
+}
+
+
 REFERENCES: dict[str, Callable[..., Result]] = {
     "softmax_cross_entropy": softmax_cross_entropy_reference,
     "categorical_cross_entropy": categorical_cross_entropy_reference,
@@ -398,3 +578,58 @@ def reference(
     if variant in CLIPPING:
         return REFERENCES[variant](arrays, options, compute_dtype(dtype))
     return REFERENCES[variant](arrays, options)
+
+
+def target_gradient_reference(
+    variant: str,
+    arrays: Arrays,
+    options: Mapping[str, Any],
+    names: Sequence[str],
+    dtype: str = "float64",
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``(gradients, defined)``: ``d sum(loss) / d arrays[name]`` for each of ``names`` (the
+    case's ``target_grad_of``) in float64 on ``arrays``, and the masks of the entries where that
+    derivative exists (the others are not compared).
+
+    Raises:
+        KeyError: for a variant without floating targets.
+    """
+    if variant in CLIPPING:
+        found = TARGET_GRADIENTS[variant](arrays, options, compute_dtype(dtype))
+    else:
+        found = TARGET_GRADIENTS[variant](arrays, options)
+    return tuple(found[n][0] for n in names), tuple(found[n][1] for n in names)
+
+
+def hvp_reference(
+    variant: str,
+    arrays: Arrays,
+    options: Mapping[str, Any],
+    wrt: Sequence[str],
+    directions: Mapping[str, np.ndarray],
+    step: float,
+    dtype: str = "float64",
+) -> tuple[np.ndarray, ...]:
+    r"""``H v`` of ``sum(loss)`` with respect to the arrays ``wrt`` (the case's ``grad_of``,
+    whose gradients :func:`reference` returns) along ``v = directions``.
+
+    The central difference :math:`D(h) = (g(x + h v) - g(x - h v)) / 2h` has the error
+    :math:`c_2 h^2 + c_4 h^4 + \dots`; two Richardson steps over :math:`h, h/2, h/4` cancel the
+    :math:`h^2` and :math:`h^4` terms: :math:`R_k = (4 D(h/2^k) - D(h/2^{k-1})) / 3`, then
+    :math:`(16 R_2 - R_1) / 15`.
+    """
+
+    def gradient(s: float) -> tuple[np.ndarray, ...]:
+        shifted = {**arrays, **{n: _f64(arrays[n]) + s * _f64(directions[n]) for n in wrt}}
+        return reference(variant, shifted, options, dtype)[1]
+
+    def central(h: float) -> list[np.ndarray]:
+        ahead, behind = gradient(h), gradient(-h)
+        return [(a - b) / (2.0 * h) for a, b in zip(ahead, behind, strict=True)]
+
+    d0, d1, d2 = central(step), central(step / 2.0), central(step / 4.0)
+    products = []
+    for a, b, c in zip(d0, d1, d2, strict=True):
+        r1, r2 = (4.0 * b - a) / 3.0, (4.0 * c - b) / 3.0
+        products.append((16.0 * r2 - r1) / 15.0)
+    return tuple(products)

@@ -2,8 +2,9 @@
 
 Every report is built from :func:`summarize`: for each variant and backend, the worst error (in
 ulps of the output dtype) over the cells checked against the float64 reference, and how many
-cells failed. Comparisons with a native loss add failures but not ulps (their ulps measure the
-distance to another implementation, not the error).
+cells failed; and the same per quantity (:data:`QUANTITY_NAMES`). Comparisons with a native loss
+add failures but not ulps (their ulps measure the distance to another implementation, not the
+error).
 
 Nothing here imports matplotlib unless a PNG is asked for; :func:`write_png` uses the
 object-oriented API with the Agg canvas and never touches a global backend.
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .cases import VARIANTS
-from .runner import CellResult, RunResult
+from .runner import QUANTITIES, CellResult, RunResult
 from .tolerances import TOLERANCES, format_ulps, tolerance_in_ulps
 
 SHORT_NAMES = {
@@ -40,6 +41,13 @@ SHORT_NAMES = {
     "keras-native": "keras:nat",
 }
 NOT_INSTALLED = "n/i"
+QUANTITY_NAMES = {
+    "value": "loss value",
+    "gradient": "gradient of the prediction",
+    "target_gradient": "gradient of the targets (p of KL and cross entropy)",
+    "hvp": "Hessian-vector product of the prediction",
+}
+assert set(QUANTITY_NAMES) == set(QUANTITIES)
 
 
 def short(backend: str) -> str:
@@ -87,6 +95,7 @@ class Summary:
     heat_columns: list[tuple[str, str]]  # (backend, dtype) of the installed backends
     heat: dict[tuple[str, str, str], Aggregate]  # (variant, backend, dtype)
     by_dtype: dict[tuple[str, str], Aggregate]  # (backend, dtype)
+    by_quantity: dict[str, Aggregate]  # quantity, in QUANTITIES order
     checked: int
     passed: int
     failed: int
@@ -102,6 +111,7 @@ def summarize(result: RunResult) -> Summary:
     grid: dict[tuple[str, str], Aggregate] = {}
     heat: dict[tuple[str, str, str], Aggregate] = {}
     by_dtype: dict[tuple[str, str], Aggregate] = {}
+    by_quantity: dict[str, Aggregate] = {}
     heat_columns: list[tuple[str, str]] = []
     for name, info in result.backends.items():
         heat_columns += [(name, dtype) for dtype in info.get("dtypes", [])]
@@ -109,6 +119,7 @@ def summarize(result: RunResult) -> Summary:
         grid.setdefault((cell.variant, cell.backend), Aggregate()).add(cell)
         heat.setdefault((cell.variant, cell.backend, cell.dtype), Aggregate()).add(cell)
         by_dtype.setdefault((cell.backend, cell.dtype), Aggregate()).add(cell)
+        by_quantity.setdefault(cell.quantity, Aggregate()).add(cell)
     checked = len(result.checked)
     failed = len(result.failed)
     return Summary(
@@ -119,6 +130,7 @@ def summarize(result: RunResult) -> Summary:
         heat_columns=heat_columns,
         heat=heat,
         by_dtype=by_dtype,
+        by_quantity={q: by_quantity[q] for q in QUANTITIES if q in by_quantity},
         checked=checked,
         passed=checked - failed,
         failed=failed,
@@ -204,6 +216,7 @@ def terminal_table(result: RunResult, *, color: bool = False, failures: int = 20
         lines.append("  ".join(parts))
     lines.append("")
     lines += _dtype_lines(summary)
+    lines += _quantity_lines(summary)
     missing = [f"  {b}: {s}" for b, s in summary.status.items() if s != "ok"]
     if missing:
         lines += ["", "not installed (not a failure):", *missing]
@@ -234,6 +247,17 @@ def _dtype_lines(summary: Summary) -> list[str]:
     return lines
 
 
+def _quantity_lines(summary: Summary) -> list[str]:
+    """Per quantity: ``passed/checked (worst ulp), skipped`` and what it is."""
+    lines = ["", "by quantity: passed/checked (worst ulp), skipped"]
+    for quantity, agg in summary.by_quantity.items():
+        lines.append(
+            f"  {quantity}: {agg.checked - agg.failed:,}/{agg.checked:,} "
+            f"({format_ulps(agg.worst_ulps)}), {agg.skipped:,} skipped: {QUANTITY_NAMES[quantity]}"
+        )
+    return lines
+
+
 # --- files --------------------------------------------------------------------------------
 
 
@@ -255,6 +279,15 @@ def to_json(result: RunResult) -> dict[str, Any]:
             "failed": summary.failed,
             "skipped": summary.skipped,
             "seconds": round(result.seconds, 3),
+            "by_quantity": {
+                quantity: {
+                    "worst_ulps": _jsonable(agg.worst_ulps),
+                    "checked": agg.checked,
+                    "failed": agg.failed,
+                    "skipped": agg.skipped,
+                }
+                for quantity, agg in summary.by_quantity.items()
+            },
         },
         "config": {
             "backends": None if config.backends is None else list(config.backends),
@@ -327,6 +360,21 @@ def to_markdown(result: RunResult, *, failures: int = 200) -> str:
     lines += _markdown_table(
         ["backend", "dtype", "checked", "failed", "skipped", "worst ulp"], dtype_rows
     )
+    lines += ["", "## By quantity", ""]
+    lines += _markdown_table(
+        ["quantity", "what", "checked", "failed", "skipped", "worst ulp"],
+        (
+            [
+                f"`{quantity}`",
+                QUANTITY_NAMES[quantity],
+                str(agg.checked),
+                str(agg.failed),
+                str(agg.skipped),
+                format_ulps(agg.worst_ulps),
+            ]
+            for quantity, agg in summary.by_quantity.items()
+        ),
+    )
     missing = [(b, s) for b, s in summary.status.items() if s != "ok"]
     if missing:
         lines += ["", "## Not installed (not failures)", ""]
@@ -393,6 +441,20 @@ def to_html(result: RunResult, *, png: bytes | None = None, failures: int = 500)
         state = "fail" if agg.failed else "pass"
         out.append(
             f"<tr><td class='name'>{e(backend)}</td><td>{e(dtype)}</td><td>{agg.checked}</td>"
+            f"<td class='{state}'>{agg.failed}</td><td>{agg.skipped}</td>"
+            f"<td>{e(format_ulps(agg.worst_ulps))}</td></tr>"
+        )
+    out.append("</table>")
+    out.append(
+        "<h2>By quantity</h2><table><tr><th class='name'>quantity</th>"
+        "<th class='name'>what</th><th>checked</th><th>failed</th><th>skipped</th>"
+        "<th>worst ulp</th></tr>"
+    )
+    for quantity, agg in summary.by_quantity.items():
+        state = "fail" if agg.failed else "pass"
+        out.append(
+            f"<tr><td class='name'>{e(quantity)}</td><td class='name'>"
+            f"{e(QUANTITY_NAMES[quantity])}</td><td>{agg.checked}</td>"
             f"<td class='{state}'>{agg.failed}</td><td>{agg.skipped}</td>"
             f"<td>{e(format_ulps(agg.worst_ulps))}</td></tr>"
         )

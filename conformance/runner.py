@@ -1,4 +1,10 @@
-"""Running the matrix: cells = case x backend x dtype x device x {value, gradient}.
+"""Running the matrix: cells = case x backend x dtype x device x quantity.
+
+The quantities (:data:`QUANTITIES`, per case :func:`case_quantities`): the ``value``, the
+``gradient`` of the prediction (``xentropy.value_and_grad`` on the core columns, the framework's
+autodiff on the adapters), and, by the framework's autodiff on every column that has one, the
+``target_gradient`` (floating targets; ``p`` of KL and cross entropy) and ``hvp``, the
+Hessian-vector product of the prediction (second-order cases, float32 and float64).
 
 For every (backend, device, dtype, case) the runner converts the case's float64 inputs to the
 backend in the dtype, reads them back (the *dtype-rounded* inputs), evaluates the float64
@@ -7,7 +13,9 @@ reference under the tolerance of :mod:`~xentropy.conformance.tolerances`. An ada
 compared with its framework's own loss (``against="native"``) with twice the tolerance (each may
 be off the exact value by the tolerance); a larger difference fails only when the adapter is the
 one off the reference (a native that is itself off the reference, e.g. computing in float16,
-is reported in the cell's detail and passes).
+is reported in the cell's detail and passes). Derivative cells compare only where the derivative
+exists, and a Hessian-vector product beyond its finite-difference reference's own uncertainty
+(:class:`Allowance`).
 
 A sample of cases is also run through :func:`~xentropy.conformance.precise.check_reference`,
 which validates the float64 reference against 80-digit arithmetic.
@@ -32,10 +40,14 @@ import numpy as np
 from . import precise
 from .backends import BACKENDS, FLOAT_DTYPES, Backend, is_builtin, select_backends
 from .cases import Case, generate_cases
-from .reference import compute_dtype, reference
-from .tolerances import Comparison, compare, format_ulps
+from .reference import compute_dtype, hvp_reference, reference, target_gradient_reference
+from .tolerances import HVP_STEP, Comparison, compare, format_ulps, hvp_slack
 
-QUANTITIES = ("value", "gradient")
+FIRST_ORDER = ("value", "gradient")
+# gradients of the floating targets (and p of the information measures); Hessian-vector products
+# of the prediction (second order)
+DERIVATIVES = ("target_gradient", "hvp")
+QUANTITIES = (*FIRST_ORDER, *DERIVATIVES)
 
 Progress = Callable[[int, int, str], None]
 
@@ -108,6 +120,31 @@ class RunResult:
         return not self.failed and not self.failed_reference_checks
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """How one expected array is compared: only where ``defined`` (None: everywhere; a
+    derivative that does not exist is not compared), and beyond the reference's own absolute
+    uncertainty ``slack`` (:func:`~xentropy.conformance.tolerances.hvp_slack`)."""
+
+    defined: np.ndarray | None = None
+    slack: float = 0.0
+
+    def masked(self, actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both arrays with the entries outside ``defined`` set to 0 (unchanged when
+        ``defined`` is None or the shapes differ, which the comparison then reports)."""
+        if self.defined is None or np.shape(actual) != np.shape(self.defined):
+            return actual, expected
+        return np.where(self.defined, actual, 0.0), np.where(self.defined, expected, 0.0)
+
+
+def case_quantities(case: Case) -> tuple[str, ...]:
+    """The quantities ``case`` has cells for: the value and the prediction's gradient always,
+    the targets' gradient where it has floating targets, ``H v`` for a second-order case."""
+    targets = ("target_gradient",) if case.target_grad_of else ()
+    second = ("hvp",) if case.second_order else ()
+    return (*FIRST_ORDER, *targets, *second)
+
+
 def _reference_key(case: Case, rounded: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
     return (case.id, *((k, v.dtype.str, v.shape, v.tobytes()) for k, v in sorted(rounded.items())))
 
@@ -121,13 +158,41 @@ class _Evaluator:
     """Runs the cells of one backend, with a reference cache shared by all backends."""
 
     def __init__(self) -> None:
-        self.references: dict[tuple[Any, ...], tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+        self.references: dict[tuple[Any, ...], Any] = {}
+
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        if key not in self.references:
+            self.references[key] = compute()
+        return self.references[key]
 
     def expected(self, case: Case, rounded: Mapping[str, np.ndarray], dtype: str):
         key = (compute_dtype(dtype), *_reference_key(case, rounded))
-        if key not in self.references:
-            self.references[key] = reference(case.variant, rounded, case.options, dtype)
-        return self.references[key]
+        return self._cached(key, lambda: reference(case.variant, rounded, case.options, dtype))
+
+    def expected_derivative(
+        self,
+        case: Case,
+        rounded: Mapping[str, np.ndarray],
+        dtype: str,
+        quantity: str,
+        directions: Mapping[str, np.ndarray],
+    ) -> tuple[tuple[np.ndarray, ...], tuple[Allowance, ...]]:
+        """``(expected arrays, how each is compared)`` of a derivative quantity."""
+        along = {f"direction/{k}": v for k, v in directions.items()} if quantity == "hvp" else {}
+        key = (quantity, compute_dtype(dtype), *_reference_key(case, {**rounded, **along}))
+
+        def compute() -> tuple[tuple[np.ndarray, ...], tuple[Allowance, ...]]:
+            if quantity == "target_gradient":
+                grads, defined = target_gradient_reference(
+                    case.variant, rounded, case.options, case.target_grad_of, dtype
+                )
+                return grads, tuple(Allowance(defined=d) for d in defined)
+            products = hvp_reference(
+                case.variant, rounded, case.options, case.grad_of, directions, HVP_STEP, dtype
+            )
+            return products, tuple(Allowance(slack=hvp_slack(p)) for p in products)
+
+        return self._cached(key, compute)
 
     def cells(self, backend: Backend, case: Case, dtype: str, device: str) -> list[CellResult]:
         base = {
@@ -142,14 +207,21 @@ class _Evaluator:
             "device": device,
         }
         native = backend.kind == "adapter" and backend.native
-        targets = ("reference", "native") if native else ("reference",)
+        against = ("reference", "native") if native else ("reference",)
+        derivatives = case_quantities(case)[len(FIRST_ORDER) :]
 
-        def all_cells(status: str, detail: str) -> list[CellResult]:
+        def cells_of(quantities: Sequence[str], status: str, detail: str) -> list[CellResult]:
             return [
                 CellResult(**base, quantity=q, against=t, status=status, detail=detail)
-                for t in targets
-                for q in QUANTITIES
+                for t in against
+                for q in quantities
             ]
+
+        def all_cells(status: str, detail: str) -> list[CellResult]:
+            cells = cells_of(FIRST_ORDER, status, detail)
+            for quantity in derivatives:
+                cells += cells_of((quantity,), status, detail)
+            return cells
 
         skip = backend.skip_reason(case, dtype)
         if skip is not None:
@@ -161,13 +233,16 @@ class _Evaluator:
                     name: framework.asarray(v, dtype if v.dtype.kind == "f" else None, device)
                     for name, v in case.arrays.items()
                 }
+                directions = {
+                    name: framework.asarray(v, dtype, device) for name, v in case.directions.items()
+                }
             except Exception as exc:
                 return all_cells("skip", f"cannot make {dtype} inputs: {_error_text(exc)}")
             made = {
                 framework.dtype_name(arrays[n])
                 for n, v in case.arrays.items()
                 if v.dtype.kind == "f"
-            }
+            } | {framework.dtype_name(v) for v in directions.values()}
             if made != {dtype}:
                 return all_cells("skip", f"the backend made {sorted(made)} for {dtype}")
             rounded = {name: framework.to_numpy(a) for name, a in arrays.items()}
@@ -175,41 +250,108 @@ class _Evaluator:
             try:
                 result = backend.evaluate(case, arrays, dtype)
             except Exception as exc:
-                return all_cells("fail", _error_text(exc))
-            checks = self._compare(backend, result, expected, dtype)
-            cells = [
-                self._cell(base, q, "reference", c) for q, c in zip(QUANTITIES, checks, strict=True)
-            ]
-            if native:
-                cells += self._native_cells(
-                    backend, case, arrays, dtype, base, result, expected, checks
+                cells = cells_of(FIRST_ORDER, "fail", _error_text(exc))
+            else:
+                checks = self._compare(backend, result, expected, dtype)
+                cells = [
+                    self._cell(base, q, "reference", c)
+                    for q, c in zip(FIRST_ORDER, checks, strict=True)
+                ]
+                if native:
+                    cells += self._native_cells(
+                        backend, case, arrays, dtype, base, result, expected, checks
+                    )
+            along = {name: framework.to_numpy(v) for name, v in directions.items()}
+            for quantity in derivatives:
+                cells += self._derivative_cells(
+                    backend, case, dtype, base, quantity, (arrays, directions), (rounded, along)
                 )
+        return cells
+
+    def _derivative_cells(
+        self,
+        backend: Backend,
+        case: Case,
+        dtype: str,
+        base: dict[str, str],
+        quantity: str,
+        inputs: tuple[Mapping[str, Any], Mapping[str, Any]],
+        rounded: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]],
+    ) -> list[CellResult]:
+        """The cells of one derivative quantity (``target_gradient`` or ``hvp``): against the
+        reference, and for an adapter against the native loss's same derivative."""
+        native = backend.kind == "adapter" and backend.native
+        against = ("reference", "native") if native else ("reference",)
+
+        def every(status: str, detail: str) -> list[CellResult]:
+            return [
+                CellResult(**base, quantity=quantity, against=t, status=status, detail=detail)
+                for t in against
+            ]
+
+        reason = backend.derivative_skip_reason(case, dtype, quantity)
+        if reason is not None:
+            return every("skip", reason)
+        arrays, directions = inputs
+        exact, allowed = self.expected_derivative(case, rounded[0], dtype, quantity, rounded[1])
+        try:
+            ours = backend.evaluate_derivative(case, arrays, dtype, quantity, directions)
+        except Exception as exc:
+            return every("fail", _error_text(exc))
+        own = self._compare_all(backend, ours, exact, dtype, allowed, quantity)
+        cells = [self._cell(base, quantity, "reference", own)]
+        if native:
+            try:
+                theirs = backend.evaluate_native_derivative(
+                    case, arrays, dtype, quantity, directions
+                )
+                problem = "no native loss to compare with"
+            except Exception as exc:
+                theirs, problem = None, f"the native loss raised {_error_text(exc)}"
+            cells.append(
+                self._against_native(
+                    backend, base, quantity, (ours, theirs, exact, allowed), own, problem, dtype
+                )
+            )
         return cells
 
     def _compare(self, backend: Backend, result, expected, dtype: str) -> list[Comparison]:
         value, grads = result
         expected_value, expected_grads = expected
-        comparisons = [self._compare_one(backend, value, expected_value, dtype)]
-        if len(grads) != len(expected_grads):
-            comparisons.append(
-                Comparison(
-                    False,
-                    np.inf,
-                    np.inf,
-                    np.inf,
-                    f"{len(grads)} gradients, expected {len(expected_grads)}",
-                )
-            )
-            return comparisons
-        parts = [
-            self._compare_one(backend, g, e, dtype)
-            for g, e in zip(grads, expected_grads, strict=True)
+        plain = (Allowance(),) * len(expected_grads)
+        return [
+            self._compare_one(backend, value, expected_value, dtype),
+            self._compare_all(backend, grads, expected_grads, dtype, plain, "gradients"),
         ]
-        comparisons.append(_combine(parts))
-        return comparisons
+
+    def _compare_all(
+        self,
+        backend: Backend,
+        actual: Sequence[Any],
+        expected: Sequence[np.ndarray],
+        dtype: str,
+        allowed: Sequence[Allowance],
+        what: str,
+    ) -> Comparison:
+        """Several arrays compared at once (the worst of them)."""
+        if len(actual) != len(expected):
+            detail = f"{len(actual)} {what} arrays, expected {len(expected)}"
+            return Comparison(False, np.inf, np.inf, np.inf, detail)
+        return _combine(
+            [
+                self._compare_one(backend, a, e, dtype, allowance)
+                for a, e, allowance in zip(actual, expected, allowed, strict=True)
+            ]
+        )
 
     @staticmethod
-    def _compare_one(backend: Backend, actual: Any, expected: np.ndarray, dtype: str) -> Comparison:
+    def _compare_one(
+        backend: Backend,
+        actual: Any,
+        expected: np.ndarray,
+        dtype: str,
+        allowance: Allowance | None = None,
+    ) -> Comparison:
         framework = backend.framework
         try:
             made = framework.dtype_name(actual)
@@ -220,7 +362,8 @@ class _Evaluator:
             )
         if made != dtype:
             return Comparison(False, np.inf, np.inf, np.inf, f"result dtype {made}, not {dtype}")
-        return compare(values, expected, dtype)
+        allowance = allowance or Allowance()
+        return compare(*allowance.masked(values, expected), dtype, slack=allowance.slack)
 
     @staticmethod
     def _cell(
@@ -259,64 +402,77 @@ class _Evaluator:
             problem = "no native loss to compare with"
         except Exception as exc:
             native, problem = None, f"the native loss raised {_error_text(exc)}"
-        if native is None:
-            return [
-                CellResult(**base, quantity=q, against="native", status="skip", detail=problem)
-                for q in QUANTITIES
-            ]
-        framework = backend.framework
-        cells = []
         sides = [
-            ((result[0],), (native[0],), (expected[0],)),
-            (result[1], native[1], expected[1]),
+            ((result[0],), None if native is None else (native[0],), (expected[0],)),
+            (result[1], None if native is None else native[1], expected[1]),
         ]
-        for quantity, (ours, theirs, exact), own in zip(
-            QUANTITIES, sides, adapter_checks, strict=True
-        ):
-            try:
-                ours_np = [framework.to_numpy(x) for x in ours]
-                theirs_np = [framework.to_numpy(x) for x in theirs]
-            except Exception as exc:
-                cells.append(
-                    CellResult(
-                        **base,
-                        quantity=quantity,
-                        against="native",
-                        status="skip",
-                        detail=f"unreadable native result: {_error_text(exc)}",
-                    )
-                )
-                continue
-            if len(theirs_np) != len(ours_np):
-                cells.append(
-                    CellResult(
-                        **base,
-                        quantity=quantity,
-                        against="native",
-                        status="skip",
-                        detail="the native loss gives other gradients",
-                    )
-                )
-                continue
-            # each side may be off the exact value by the tolerance: twice it between them
-            between = _combine(
-                [compare(o, t, dtype, factor=2.0) for o, t in zip(ours_np, theirs_np, strict=True)]
+        return [
+            self._against_native(
+                backend,
+                base,
+                quantity,
+                (ours, theirs, exact, (Allowance(),) * len(exact)),
+                own,
+                problem,
+                dtype,
             )
-            if between.passed:
-                cells.append(self._cell(base, quantity, "native", between))
-                continue
-            native_error = _combine(
-                [compare(t, e, dtype) for t, e in zip(theirs_np, exact, strict=True)]
+            for quantity, (ours, theirs, exact), own in zip(
+                FIRST_ORDER, sides, adapter_checks, strict=True
             )
-            if own.passed and not native_error.passed:
-                detail = (
-                    f"differs from the native loss, which is off the reference by "
-                    f"{format_ulps(native_error.max_ulps)} ulp ({native_error.detail})"
-                )
-                cells.append(self._cell(base, quantity, "native", between, "pass", detail))
-            else:
-                cells.append(self._cell(base, quantity, "native", between))
-        return cells
+        ]
+
+    def _against_native(
+        self,
+        backend: Backend,
+        base: dict[str, str],
+        quantity: str,
+        sides: tuple[Sequence[Any], Sequence[Any] | None, Sequence[np.ndarray], Sequence[Any]],
+        own: Comparison,
+        problem: str,
+        dtype: str,
+    ) -> CellResult:
+        """One ``against="native"`` cell: ``sides`` are the adapter's arrays, the native
+        loss's (None: ``problem`` says why there are none), the reference and its masks;
+        ``own`` is the adapter's comparison with the reference."""
+        ours, theirs, exact, allowed = sides
+
+        def skipped(detail: str) -> CellResult:
+            return CellResult(
+                **base, quantity=quantity, against="native", status="skip", detail=detail
+            )
+
+        if theirs is None:
+            return skipped(problem)
+        framework = backend.framework
+        try:
+            ours_np = [framework.to_numpy(x) for x in ours]
+            theirs_np = [framework.to_numpy(x) for x in theirs]
+        except Exception as exc:
+            return skipped(f"unreadable native result: {_error_text(exc)}")
+        if len(theirs_np) != len(ours_np):
+            return skipped("the native loss gives other gradients")
+        # each side may be off the exact value by the tolerance: twice it between them
+        between = _combine(
+            [
+                compare(*allowance.masked(o, t), dtype, factor=2.0)
+                for o, t, allowance in zip(ours_np, theirs_np, allowed, strict=True)
+            ]
+        )
+        if between.passed:
+            return self._cell(base, quantity, "native", between)
+        native_error = _combine(
+            [
+                compare(*allowance.masked(t, e), dtype, slack=allowance.slack)
+                for t, e, allowance in zip(theirs_np, exact, allowed, strict=True)
+            ]
+        )
+        if own.passed and not native_error.passed:
+            detail = (
+                f"differs from the native loss, which is off the reference by "
+                f"{format_ulps(native_error.max_ulps)} ulp ({native_error.detail})"
+            )
+            return self._cell(base, quantity, "native", between, "pass", detail)
+        return self._cell(base, quantity, "native", between)
 
 
 def _combine(parts: Sequence[Comparison]) -> Comparison:
@@ -411,15 +567,17 @@ def _use_jax_cache(directory: str) -> None:
 
 
 # seconds a backend's full run took on 2 CPU cores (all dtypes), for spreading the work over
-# worker processes; eager JAX compiles every new (op, shape, dtype), about 50 ms each
+# worker processes; eager JAX compiles every new (op, shape, dtype), about 50 ms each (the
+# derivative cells more than double the JAX columns: their exact path and the forward-over-
+# reverse products compile other ops)
 COSTS = {
     "numpy": 4.0,
     "array_api_strict": 3.0,
-    "torch": 17.0,
-    "jax": 116.0,
-    "tensorflow": 32.0,
-    "torch-adapter": 24.0,
-    "jax-adapter": 180.0,
+    "torch": 20.0,
+    "jax": 250.0,
+    "tensorflow": 38.0,
+    "torch-adapter": 27.0,
+    "jax-adapter": 330.0,
     "tensorflow-adapter": 11.0,
     "keras-adapter": 15.0,
 }

@@ -1,7 +1,9 @@
 """The conformance matrix itself: a quick run, its reports, fault detection, the reference.
 
-These run the installed ``xentropy.conformance`` on NumPy and array-api-strict only (a few
-seconds); the full matrix is ``python -m xentropy.conformance``.
+These run the installed ``xentropy.conformance`` on NumPy and array-api-strict (a few seconds),
+and the derivative cells (targets' gradients, Hessian-vector products) on PyTorch's own losses,
+which get those right, when PyTorch is installed; the full matrix is
+``python -m xentropy.conformance``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.special import expit, softmax
 from xentropy.conformance import cli, precise, report
 from xentropy.conformance.backends import (
     NUMPY,
@@ -20,9 +23,15 @@ from xentropy.conformance.backends import (
     register_backend,
     unregister_backend,
 )
-from xentropy.conformance.cases import VARIANTS, generate_cases
-from xentropy.conformance.runner import RunConfig, run
-from xentropy.conformance.tolerances import compare, tolerance, ulp
+from xentropy.conformance.cases import SECOND_ORDER_SETS, VARIANTS, generate_cases
+from xentropy.conformance.reference import (
+    hvp_reference,
+    reduction_scale,
+    target_gradient_reference,
+    target_weights,
+)
+from xentropy.conformance.runner import DERIVATIVES, QUANTITIES, RunConfig, run
+from xentropy.conformance.tolerances import HVP_STEP, compare, hvp_slack, tolerance, ulp
 
 CORE = "numpy,array_api_strict"
 
@@ -69,7 +78,9 @@ def test_quick_run_passes_and_writes_the_four_reports(
     assert data["summary"]["checked"] >= 300
     assert {c["backend"] for c in data["cells"]} == {"numpy", "array_api_strict"}
     assert {c["variant"] for c in data["cells"]} == set(VARIANTS)
-    assert {c["quantity"] for c in data["cells"]} == {"value", "gradient"}
+    assert {c["quantity"] for c in data["cells"]} == set(QUANTITIES)
+    assert set(data["summary"]["by_quantity"]) == set(QUANTITIES)
+    assert "## By quantity" in (tmp_path / "conformance.md").read_text()
     assert all(check["passed"] for check in data["reference_checks"])
     assert (tmp_path / "conformance.png").read_bytes().startswith(b"\x89PNG")
     assert "softmax_cross_entropy" in (tmp_path / "conformance.md").read_text()
@@ -167,6 +178,25 @@ def test_float64_reference_agrees_with_mpmath_on_a_sample() -> None:
     assert sum(check.coordinates for check in checks) > 50
 
 
+def test_mpmath_check_detects_a_wrong_target_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check covers the targets' gradients: one off by 1e-9 relative fails it."""
+    from xentropy.conformance import reference
+
+    case = next(
+        c
+        for c in generate_cases(0, variants=["sigmoid_focal_loss"], quick=True)
+        if c.target_kind == "soft"
+    )
+    assert precise.check_reference(case).passed
+    exact = reference.TARGET_GRADIENTS["sigmoid_focal_loss"]
+
+    def off(arrays: Any, options: Any) -> Any:
+        return {k: (g * (1 + 1e-9), d) for k, (g, d) in exact(arrays, options).items()}
+
+    monkeypatch.setitem(reference.TARGET_GRADIENTS, "sigmoid_focal_loss", off)
+    assert not precise.check_reference(case).passed
+
+
 def test_mpmath_check_detects_a_wrong_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check has teeth: a reference off by 1e-9 relative fails it."""
     from xentropy.conformance import reference
@@ -214,3 +244,194 @@ def test_ulp() -> None:
     assert ulp(np.array(1.0), "bfloat16") == 2.0**-7
     assert ulp(np.array(3.0), "float16") == 2.0**-9
     assert ulp(np.array(0.0), "float16") == 2.0**-24  # the subnormal spacing
+
+
+# --- derivatives beyond the prediction's gradient ------------------------------------------
+
+TORCH_VARIANTS = ["softmax_cross_entropy", "sigmoid_cross_entropy", "binary_cross_entropy"]
+
+
+def _derivative_cells(result: Any, quantity: str) -> list[Any]:
+    return [c for c in result.cells if c.quantity == quantity]
+
+
+def test_every_variant_with_floating_targets_has_target_cases_and_second_order_sets() -> None:
+    cases = generate_cases(0)
+    with_targets = {c.variant for c in cases if c.target_grad_of}
+    assert with_targets == set(VARIANTS) - {"entropy", "linear_cross_entropy"}
+    assert not any(c.target_grad_of for c in cases if c.target_kind in ("sparse", "bool", "int"))
+    assert {c.target_grad_of for c in cases if c.variant == "kl_divergence"} == {("p",)}
+    second = [c for c in cases if c.second_order]
+    assert {c.variant for c in second} == set(VARIANTS)
+    assert {(c.variant, c.option_set) for c in second} == {
+        (v, name) for v, names in SECOND_ORDER_SETS.items() for name in names
+    }
+    for case in second:
+        assert set(case.directions) == set(case.grad_of)
+        for name, v in case.directions.items():
+            assert v.shape == case.arrays[name].shape and np.all(np.isfinite(v))
+
+
+def test_numpy_has_derivative_cells_skipped_for_want_of_autodiff() -> None:
+    result = run(RunConfig(backends=CORE.split(","), quick=True, check_reference=False))
+    cases = generate_cases(0, quick=True)
+    for quantity, count in (
+        ("target_gradient", sum(bool(c.target_grad_of) for c in cases)),
+        ("hvp", sum(c.second_order for c in cases)),
+    ):
+        cells = _derivative_cells(result, quantity)
+        assert count > 0
+        assert len(cells) == count * 5  # numpy: 3 dtypes, array-api-strict: 2
+        assert all(c.status == "skip" and "no autodiff" in c.detail for c in cells)
+
+
+def test_target_reference_masks_only_the_undefined_entries() -> None:
+    case = next(
+        c
+        for c in generate_cases(0, variants=["softmax_cross_entropy"])
+        if c.target_kind == "dense" and c.value_range == "zero_prob"
+    )
+    (grad,), (defined,) = target_gradient_reference(
+        case.variant, case.arrays, case.options, case.target_grad_of
+    )
+    dead = np.isneginf(case.arrays["logits"])
+    assert dead.any() and np.array_equal(defined, ~dead)
+    assert np.all(np.isfinite(grad[defined]))
+
+
+def _closed_form_hvp(case: Any) -> np.ndarray:
+    """``H v`` written out for losses with a short Hessian (independent of the finite
+    differences of ``hvp_reference``)."""
+    a, v = case.arrays, case.directions[case.grad_of[0]]
+    options = case.options
+    if case.variant == "softmax_cross_entropy":  # H = A (diag(p) - p p^T), A = sum_c a_c
+        z = a["logits"]
+        sparse = a["targets"].ndim == z.ndim - 1
+        weights, total = target_weights(
+            a["targets"],
+            z.shape[-1],
+            sparse=sparse,
+            class_weight=a.get("class_weight"),
+            ignore_index=options.get("ignore_index"),
+            label_smoothing=options.get("label_smoothing", 0.0),
+        )
+        p = softmax(z, axis=-1)
+        scale = reduction_scale(z.shape[0], case.reduction, total)
+        pv = np.sum(p * v, axis=-1, keepdims=True)
+        return np.sum(weights, axis=-1, keepdims=True) * p * (v - pv) * scale
+    if case.variant == "sigmoid_cross_entropy":  # d^2 l / dx^2 = w ((1-t) + pw t) s(x) s(-x)
+        x = a["logits"]
+        eps = options.get("label_smoothing", 0.0)
+        t = a["targets"] * (1.0 - eps) + eps / 2.0
+        pw = a.get("pos_weight", options.get("pos_weight", 1.0))
+        w = a.get("class_weight", 1.0)
+        curvature = w * ((1.0 - t) + pw * t) * expit(x) * expit(-x)
+        return curvature * v * reduction_scale(x.size, case.reduction)
+    if case.variant == "binary_cross_entropy":  # w (t / p^2 + (1-t) / (1-p)^2)
+        q, t = a["probs"], a["targets"]
+        eps = options.get("label_smoothing", 0.0)
+        t = t * (1.0 - eps) + eps / 2.0
+        curvature = a.get("class_weight", 1.0) * (t / q**2 + (1.0 - t) / (1.0 - q) ** 2)
+        return curvature * v * reduction_scale(q.size, case.reduction)
+    rows = case.arrays["p"].shape[0]
+    if case.variant == "entropy":  # H = diag(-1 / p)
+        return -v / a["p"] * reduction_scale(rows, case.reduction)
+    assert case.variant in ("cross_entropy", "kl_divergence")  # H = diag(p / q^2)
+    return a["p"] / a["q"] ** 2 * v * reduction_scale(rows, case.reduction)
+
+
+def test_hvp_reference_agrees_with_closed_forms_within_its_slack() -> None:
+    variants = [*TORCH_VARIANTS, "entropy", "kl_divergence", "cross_entropy"]
+    cases = [c for c in generate_cases(0, variants=variants) if c.second_order]
+    assert len(cases) >= 10
+    for case in cases:
+        exact = _closed_form_hvp(case)
+        (approx,) = hvp_reference(
+            case.variant, case.arrays, case.options, case.grad_of, case.directions, HVP_STEP
+        )
+        error = float(np.max(np.abs(approx - exact)))
+        assert error <= 2e-12 * float(np.max(np.abs(exact))), case.id
+        assert error <= hvp_slack(approx) / 4, case.id
+
+
+class FaultyDerivative(Backend):
+    """PyTorch's own losses with one derivative quantity off by a relative 1e-3 (a planted
+    bug): the target gradients or the Hessian-vector products."""
+
+    def __init__(self, name: str, base: Backend, quantity: str) -> None:
+        super().__init__(
+            name,
+            base.framework,
+            adapter=base.adapter,
+            dialect=base.dialect,
+            default=False,
+            native=False,
+        )
+        object.__setattr__(self, "_faulty", quantity)
+
+    def evaluate_derivative(self, case: Any, arrays: Any, dtype: str, quantity: str, d: Any):
+        result = super().evaluate_derivative(case, arrays, dtype, quantity, d)
+        if quantity != self._faulty:
+            return result
+        return tuple(r * (1 + 1e-3) for r in result)
+
+
+def _torch_native() -> Backend:
+    pytest.importorskip("torch")
+    from xentropy.conformance.backends import BACKENDS
+
+    return BACKENDS["torch-native"]
+
+
+def test_torch_native_passes_every_derivative_cell() -> None:
+    """PyTorch's own losses give the right target gradients and double backward: the new
+    cells run on them and pass (in float32 and float64, where torch computes in the dtype)."""
+    native = _torch_native()
+    result = run(
+        RunConfig(
+            backends=[native.name],
+            variants=TORCH_VARIANTS,
+            dtypes=["float32", "float64"],
+            check_reference=False,
+        )
+    )
+    for quantity in DERIVATIVES:
+        cells = _derivative_cells(result, quantity)
+        checked = [c for c in cells if c.status != "skip"]
+        assert len(checked) >= 8, quantity
+        # torch's own target backward of binary_cross_entropy ignores its log clamp at -100
+        # (infinite at probabilities of exactly 0 and 1): only the extreme range differs
+        failing = [c for c in checked if c.status == "fail"]
+        assert all(
+            c.variant == "binary_cross_entropy" and c.value_range == "extreme" for c in failing
+        ), [(c.case, c.detail) for c in failing]
+        assert len(failing) < len(checked) / 4
+    assert {c.variant for c in result.cells if c.quantity == "hvp" and c.status == "pass"} == set(
+        TORCH_VARIANTS
+    )
+
+
+@pytest.mark.parametrize("quantity", DERIVATIVES)
+def test_a_planted_derivative_fault_fails_only_its_cells(quantity: str) -> None:
+    native = _torch_native()
+    faulty = register_backend(FaultyDerivative(f"torch-faulty-{quantity}", native, quantity))
+    try:
+        result = run(
+            RunConfig(
+                backends=[faulty.name],
+                variants=TORCH_VARIANTS,
+                dtypes=["float32", "float64"],
+                quick=True,
+                check_reference=False,
+            )
+        )
+    finally:
+        unregister_backend(faulty.name)
+    assert not result.ok
+    assert {c.quantity for c in result.failed} == {quantity}
+    cells = [c for c in result.cells if c.quantity == quantity and c.status != "skip"]
+    wide = [c for c in cells if c.dtype == "float64"]
+    assert len(wide) >= 3 and all(c.status == "fail" for c in wide), wide
+    # float32's atol of 1e-5 can hide 1e-3 of an entry below 0.01 (a mean over 40 elements)
+    narrow = [c for c in cells if c.dtype == "float32"]
+    assert sum(c.status == "fail" for c in narrow) >= len(narrow) / 2 > 1

@@ -477,14 +477,24 @@ def test_labels_of_other_dtypes_are_cast(tf, xtf):
     assert uint8.dtype == tf.float32
 
 
-def test_no_gradient_for_labels_or_pos_weight(tf, xtf):
+def test_labels_and_pos_weight_get_tf_nn_gradients(tf, xtf):
+    """As in tf.nn, labels and pos_weight are differentiated (detailed in test_tf_autodiff)."""
     logits, labels, pos_weight = tf.zeros([2, 3]), tf.fill([2, 3], 0.25), tf.constant(2.0)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([labels, pos_weight])
         soft = xtf.nn.softmax_cross_entropy_with_logits(labels, logits)
         weighted = xtf.nn.weighted_cross_entropy_with_logits(labels, logits, pos_weight)
-    assert tape.gradient(soft, labels) is None
-    assert tape.gradient(weighted, [labels, pos_weight]) == [None, None]
+        soft_tf = tf.nn.softmax_cross_entropy_with_logits(labels, logits)
+        weighted_tf = tf.nn.weighted_cross_entropy_with_logits(labels, logits, pos_weight)
+    np.testing.assert_allclose(
+        tape.gradient(soft, labels).numpy(), tape.gradient(soft_tf, labels).numpy(), rtol=1e-6
+    )
+    for ours, theirs in zip(
+        tape.gradient(weighted, [labels, pos_weight]),
+        tape.gradient(weighted_tf, [labels, pos_weight]),
+        strict=True,
+    ):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
 
 
 def test_weighted_gradient_at_zero(tf, xtf):
@@ -554,7 +564,8 @@ def test_apply_op_matches_value_and_grad(tf, xtf, mode):
 
 
 def test_apply_op_gradient_for_second_argument(tf, xtf):
-    """KL divergence: the gradient is taken with respect to q, the second array."""
+    """KL divergence: the analytic gradient is taken with respect to q, the second array; p
+    gets its derivative too, log(p / q) + 1 per entry."""
     rng = rng_for("kl")
     p, q = rng.dirichlet(np.ones(4), size=3), rng.dirichlet(np.ones(4), size=3)
     expected, expected_grad = xentropy.value_and_grad(xentropy.kl_divergence)(p, q)
@@ -563,7 +574,7 @@ def test_apply_op_gradient_for_second_argument(tf, xtf):
         tape.watch([p_t, q_t])
         loss = xtf.apply_op(ops.InformationMeasure(measure="kl_divergence"), p_t, q_t)
     grad_p, grad_q = tape.gradient(loss, [p_t, q_t])
-    assert grad_p is None
+    np.testing.assert_allclose(grad_p.numpy(), np.log(p / q) + 1.0, rtol=1e-12)
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
     np.testing.assert_allclose(grad_q.numpy(), expected_grad, rtol=1e-12)
 

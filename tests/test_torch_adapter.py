@@ -13,7 +13,6 @@ PyTorch (listed in ``xentropy.backends.torch.functional``) are tested for our be
 from __future__ import annotations
 
 import doctest
-import warnings
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -513,18 +512,12 @@ def test_gradcheck(torch, F, case):
 
 
 @pytest.mark.parametrize("case", ["ce-index-weight-ignore-smoothing-mean", "bce-logits-none"])
-def test_double_backward_raises(torch, F, case):
-    """The core has a first derivative only: differentiating the gradient raises, even with a
-    gradient penalty whose incoming gradient does not require grad (where once_differentiable
-    would silently return a constant)."""
+def test_double_backward(torch, F, case):
+    """A gradient penalty differentiates the gradient: ``gradgradcheck`` passes (the backward
+    recomputes the gradient by autograd of the exact forward when ``create_graph=True``)."""
     fn, x = gradcheck_cases(torch, F)[case]
     x = x.clone().requires_grad_(True)
-    loss = fn(x)
-    (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="not differentiable"):
-        (loss.sum() + grad.pow(2).sum()).backward()
-    with pytest.raises(RuntimeError, match="not differentiable"):
-        torch.autograd.gradgradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
 
 
 def test_gradient_goes_through_the_core(torch, F):
@@ -534,20 +527,17 @@ def test_gradient_goes_through_the_core(torch, F):
 
 
 @pytest.mark.parametrize("argument", ["target", "weight"])
-def test_gradient_for_target_or_weight_raises(torch, F, argument):
-    """Only ``input`` is differentiated; torch differentiates probability targets, we raise."""
+def test_gradient_for_target_or_weight(torch, F, argument):
+    """Probability targets and class weights are differentiated, as torch differentiates them."""
+    TF = torch.nn.functional
     x = torch.randn(3, C, dtype=torch.float64, requires_grad=True)
     target = torch.softmax(torch.randn(3, C, dtype=torch.float64), dim=1)
-    weight = torch.ones(C, dtype=torch.float64)
-    {"target": target, "weight": weight}[argument].requires_grad_(True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch.asarray's requires_grad notice
-        loss = F.cross_entropy(x, target, weight)
-    with pytest.raises(RuntimeError, match=f"derivative for '{argument}' is not implemented"):
-        loss.backward()
-    # detached, it works
-    F.cross_entropy(x, target.detach(), weight.detach()).backward()
-    assert x.grad is not None
+    weight = torch.rand(C, dtype=torch.float64) + 0.5
+    differentiated = {"target": target, "weight": weight}[argument].requires_grad_(True)
+    ours = torch.autograd.grad(F.cross_entropy(x, target, weight), (x, differentiated))
+    theirs = torch.autograd.grad(TF.cross_entropy(x, target, weight), (x, differentiated))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 # --- documented differences from torch: our behaviour -----------------------------------------

@@ -1,9 +1,12 @@
 """xentropy: every cross-entropy variant, written once against the Python Array API standard.
 
 Each function accepts arrays of any Array API library (NumPy, PyTorch, JAX, CuPy, Dask,
-array-api-strict) and TensorFlow tensors, and returns an array of the same library. The
-framework dialects (``xentropy.backends.torch``, ``.tensorflow``, ``.jax``, ``.keras``) register
-the analytic gradients with each framework's autodiff; NumPy users get :func:`value_and_grad`.
+array-api-strict) and TensorFlow tensors, and returns an array of the same library. Called with
+PyTorch, JAX or TensorFlow arrays, a function runs through that framework's adapter (as the
+dialects ``xentropy.backends.torch``, ``.tensorflow``, ``.jax``, ``.keras`` do), which registers
+the analytic gradient for the common first-order case and lets the framework's own autodiff
+differentiate everything else (any order, forward mode, targets and weights); NumPy users get
+:func:`value_and_grad`.
 """
 
 from ._binary import binary_cross_entropy

@@ -6,14 +6,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._categorical import check_epsilon, clip_probabilities
-from ._checks import check_range, check_reduction
-from ._class_targets import cast_weight, nan_outside, safe_weighted_log
+from ._checks import (
+    NOT_NAN,
+    Hyperparameter,
+    check_in_domain,
+    check_range,
+    check_reduction,
+    is_number,
+)
+from ._class_targets import (
+    cast_weight,
+    hyperparameter_parts,
+    label_smoothing_in,
+    nan_outside,
+    safe_weighted_log,
+)
 from ._elementwise_targets import (
     as_broadcast_weight,
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 
@@ -24,16 +37,19 @@ class BinaryCrossEntropy(CheckedValues):
 
     Both logs are taken of the clipped probability and optionally floored (PyTorch floors at
     -100); the gradient :math:`-t/p + (1-t)/(1-p)` is zero wherever the clip or the floor is active.
+    ``label_smoothing``, ``epsilon`` and ``log_floor`` may be 0-d arrays (see ``_evaluate``).
     """
 
-    label_smoothing: float = 0.0
-    epsilon: float | None = 1e-7
-    log_floor: float | None = None
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
+    epsilon: Hyperparameter | None = hyperparameter(1e-7)
+    log_floor: Hyperparameter | None = hyperparameter(None)
     reduction: str = "mean"
 
     def check(self, xp: Any, probs: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
-        check_epsilon(self.epsilon)
+        check_epsilon(self.epsilon, xp=xp, values=values)
+        if self.log_floor is not None:
+            check_in_domain(xp, "log_floor", self.log_floor, NOT_NAN, "a number", values=values)
         check_elementwise_targets(
             xp,
             probs,
@@ -51,19 +67,29 @@ class BinaryCrossEntropy(CheckedValues):
         p = nan_outside(
             xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0, checked=self.values_checked
         )
-        p, passes = clip_probabilities(xp, p, self.epsilon)
+        p, passes = clip_probabilities(xp, p, self.epsilon, checked=self.values_checked)
         return p, xp.log(p), xp.log1p(-p), passes
+
+    def _log_floor(self, xp: Any, like: Any) -> tuple[Any, Any | None]:
+        return hyperparameter_parts(xp, self.log_floor, like, NOT_NAN, checked=self.values_checked)
+
+    def _targets(self, xp: Any, targets: Any, p: Any) -> Any:
+        eps = label_smoothing_in(xp, self.label_smoothing, p, checked=self.values_checked)
+        return smoothed_targets(xp, targets, eps, p.dtype, checked=self.values_checked)
 
     def forward(
         self, xp: Any, probs: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
         p, log_p, log_q, _ = self._logs(xp, probs)
         if self.log_floor is not None:
-            log_p = xp.maximum(log_p, xp.full_like(log_p, self.log_floor))
-            log_q = xp.maximum(log_q, xp.full_like(log_q, self.log_floor))
-        t = smoothed_targets(
-            xp, targets, self.label_smoothing, p.dtype, checked=self.values_checked
-        )
+            floor, factor = self._log_floor(xp, log_p)
+            if is_number(floor):
+                floor = xp.full_like(log_p, floor)
+            log_p = xp.maximum(log_p, floor)
+            log_q = xp.maximum(log_q, floor)
+            if factor is not None:  # NaN for a bad traced floor, also in the gradient
+                log_p, log_q = log_p * factor, log_q * factor
+        t = self._targets(xp, targets, p)
         losses = -(safe_weighted_log(xp, t, log_p) + safe_weighted_log(xp, 1.0 - t, log_q))
         if class_weight is not None:
             losses = losses * cast_weight(xp, class_weight, p.dtype, checked=self.values_checked)
@@ -73,17 +99,16 @@ class BinaryCrossEntropy(CheckedValues):
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         probs, targets, class_weight, denominator = residuals
         p, log_p, log_q, passes = self._logs(xp, probs)
-        t = smoothed_targets(
-            xp, targets, self.label_smoothing, p.dtype, checked=self.values_checked
-        )
+        t = self._targets(xp, targets, p)
         zero = xp.zeros_like(p)
         d_log_p = xp.where(t == 0, zero, -t / xp.where(p == 0, xp.ones_like(p), p))
         d_log_q = xp.where(t == 1, zero, (1.0 - t) / xp.where(p == 1, xp.ones_like(p), 1.0 - p))
         d_log_p = xp.where(p == 0, xp.where(t == 0, zero, -xp.full_like(p, float("inf"))), d_log_p)
         d_log_q = xp.where(p == 1, xp.where(t == 1, zero, xp.full_like(p, float("inf"))), d_log_q)
         if self.log_floor is not None:
-            d_log_p = xp.where(log_p < self.log_floor, zero, d_log_p)
-            d_log_q = xp.where(log_q < self.log_floor, zero, d_log_q)
+            floor, _ = self._log_floor(xp, log_p)
+            d_log_p = xp.where(log_p < floor, zero, d_log_p)
+            d_log_q = xp.where(log_q < floor, zero, d_log_q)
         grad = d_log_p + d_log_q
         if passes is not None:
             grad = xp.where(passes, grad, zero)
@@ -100,9 +125,9 @@ def binary_cross_entropy(
     targets: Any,
     *,
     class_weight: Any | None = None,
-    label_smoothing: float = 0.0,
-    epsilon: float | None = 1e-7,
-    log_floor: float | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    epsilon: Hyperparameter | None = 1e-7,
+    log_floor: Hyperparameter | None = None,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -123,6 +148,8 @@ def binary_cross_entropy(
         epsilon: clip into ``[epsilon, 1 - epsilon]`` (Keras's ``1e-7`` by default; ``None`` or
             0: no clip). The gradient is 0 where the clip is active.
         log_floor: clamp each log below at this value (PyTorch: ``-100`` with ``epsilon=None``).
+            ``label_smoothing``, ``epsilon`` and ``log_floor`` may be 0-d arrays (traced or
+            differentiated), as in :func:`softmax_cross_entropy`.
         reduction, validate: as in :func:`sigmoid_cross_entropy`.
 
     >>> import numpy as np, xentropy

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import check_range, check_reduction
+from ._checks import (
+    CLIP_EPSILON,
+    Hyperparameter,
+    check_in_domain,
+    check_range,
+    check_reduction,
+    is_number,
+    may_be_nonzero,
+)
 from ._class_targets import (
     SparseTargets,
     as_weight_array,
@@ -13,7 +21,9 @@ from ._class_targets import (
     check_class_targets,
     dense_target_weights,
     gathered_weight,
+    hyperparameter_parts,
     is_sparse,
+    label_smoothing_in,
     move_class_axis_back,
     move_class_axis_last,
     nan_rows_outside,
@@ -21,22 +31,35 @@ from ._class_targets import (
     sparse_targets,
     xlogy,
 )
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 
 
-def clip_probabilities(xp: Any, p: Any, epsilon: float | None) -> tuple[Any, Any | None]:
-    """``clip(p, epsilon, 1 - epsilon)`` and where the gradient passes (None: everywhere)."""
-    if not epsilon:
+def clip_probabilities(
+    xp: Any, p: Any, epsilon: Hyperparameter | None, *, checked: bool = False
+) -> tuple[Any, Any | None]:
+    r"""``clip(p, epsilon, 1 - epsilon)`` and where the gradient passes (None: everywhere).
+
+    An array ``epsilon`` (traced or differentiated) is cast to ``p``'s dtype and the clip is
+    spelled with ``maximum`` and ``minimum`` (derivative :math:`\pm 1` by ``epsilon`` where the
+    clip is active); outside ``[0, 0.5)`` the clipped values are NaN unless ``checked``.
+    """
+    if not may_be_nonzero(epsilon):
         return p, None
+    epsilon, factor = hyperparameter_parts(xp, epsilon, p, CLIP_EPSILON, checked=checked)
     passes = ~((p < epsilon) | (p > 1.0 - epsilon))  # NaN passes: its gradient stays NaN
-    return xp.clip(p, epsilon, 1.0 - epsilon), passes
+    if is_number(epsilon):
+        return xp.clip(p, epsilon, 1.0 - epsilon), passes
+    clipped = xp.minimum(xp.maximum(p, epsilon), 1.0 - epsilon)
+    return clipped if factor is None else clipped * factor, passes
 
 
-def check_epsilon(epsilon: float | None) -> None:
-    if epsilon is not None and not (isinstance(epsilon, (int, float)) and 0.0 <= epsilon < 0.5):
-        raise ValueError(f"epsilon must be None or a number in [0, 0.5); got {epsilon!r}")
+def check_epsilon(epsilon: Hyperparameter | None, *, xp: Any = None, values: bool = True) -> None:
+    """``epsilon`` of the probability clip: None, or a number (or 0-d array) in ``[0, 0.5)``."""
+    if epsilon is not None:
+        expected = "None or a number in [0, 0.5)"
+        check_in_domain(xp, "epsilon", epsilon, CLIP_EPSILON, expected, values=values)
 
 
 @dataclass(frozen=True)
@@ -50,14 +73,14 @@ class CategoricalCrossEntropy(CheckedValues):
 
     axis: int = -1
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
-    epsilon: float | None = 1e-7
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
+    epsilon: Hyperparameter | None = hyperparameter(1e-7)
     normalize: bool = False
     reduction: str = "mean"
 
     def check(self, xp: Any, probs: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
-        check_epsilon(self.epsilon)
+        check_epsilon(self.epsilon, xp=xp, values=values)
         check_class_targets(
             xp,
             probs,
@@ -109,8 +132,8 @@ def categorical_cross_entropy(
     axis: int = -1,
     class_weight: Any | None = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    epsilon: float | None = 1e-7,
+    label_smoothing: Hyperparameter = 0.0,
+    epsilon: Hyperparameter | None = 1e-7,
     normalize: bool = False,
     reduction: str = "mean",
     validate: bool = True,
@@ -131,7 +154,8 @@ def categorical_cross_entropy(
             :func:`softmax_cross_entropy`.
         epsilon: clip probabilities into ``[epsilon, 1 - epsilon]`` before the log (Keras's
             ``1e-7`` by default; ``None`` or 0 for no clipping). The gradient is 0 where the clip
-            is active, as in Keras.
+            is active, as in Keras. ``label_smoothing`` and ``epsilon`` may be 0-d arrays
+            (traced or differentiated), as in :func:`softmax_cross_entropy`.
         normalize: divide ``probs`` by their sum along ``axis`` first (what Keras always does);
             off by default, so that probabilities that do not sum to 1 are never silently rescaled.
 
@@ -184,7 +208,7 @@ def prepare_probabilities(
     total = xp.sum(q, axis=-1, keepdims=True) if op.normalize else None
     if total is not None:
         q = q / total
-    clipped, passes = clip_probabilities(xp, q, op.epsilon)
+    clipped, passes = clip_probabilities(xp, q, op.epsilon, checked=checked)
     sparse = None
     if is_sparse(probs, targets):
         sparse = sparse_targets(xp, targets, num_classes, op.ignore_index, checked=checked)
@@ -194,7 +218,7 @@ def prepare_probabilities(
         sparse=sparse,
         num_classes=num_classes,
         class_weight=w,
-        label_smoothing=op.label_smoothing,
+        label_smoothing=label_smoothing_in(xp, op.label_smoothing, q, checked=checked),
         dtype=dtype,
         checked=checked,
     )

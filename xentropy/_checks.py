@@ -4,12 +4,22 @@ Static checks (dtypes, shapes, option values) need no array values and run alway
 too. Value checks (labels in range, probabilities in [0, 1], weights >= 0) read the data, so they
 run only on eager arrays and only when the caller asks for validation; under tracing the kernels
 turn the affected rows into NaN instead.
+
+A hyperparameter given as a Python number is checked statically; one given as a 0-d array
+(traced, or differentiated) is a value check: read only when eager and readable, and otherwise
+made NaN outside its :class:`Domain` by the forward pass (``_class_targets.hyperparameter_in``),
+which turns the loss and its gradients into NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from ._evaluate import _torch_transformed
+from ._namespace import is_lazy, namespace_of
 
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
 
@@ -24,20 +34,144 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
 
 
-def check_unit_interval(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+# A hyperparameter (label smoothing, gamma, alpha, epsilon, z_loss, softcap, ...): a Python
+# number, or a 0-d array that is traced (jax.jit, tf.function, torch.compile) or differentiated
+Hyperparameter = Any
 
 
-def check_finite_number(name: str, value: float, *, minimum: float | None = None) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or value != value
-        or value in (float("inf"), -float("inf"))
-    ):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value!r}")
+@dataclass(frozen=True)
+class Domain:
+    """The values a hyperparameter may take: ``[low, high]`` (``[low, high)`` if ``high_open``).
+
+    Infinities are outside unless ``finite`` is false; NaN is always outside.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    finite: bool = True
+
+    def contains(self, value: float) -> bool:
+        """Whether the number ``value`` lies in the domain."""
+        if value != value or (self.finite and not math.isfinite(value)):
+            return False
+        if self.low is not None and value < self.low:
+            return False
+        if self.high is None:
+            return True
+        return value < self.high if self.high_open else value <= self.high
+
+    def mask(self, xp: Any, x: Any) -> Any:
+        """Element-wise :meth:`contains` of an array ``x`` (bool array; NaN gives False)."""
+        ok = xp.isfinite(x) if self.finite else x == x
+        if self.low is not None:
+            ok = ok & (x >= self.low)
+        if self.high is not None:
+            ok = ok & ((x < self.high) if self.high_open else (x <= self.high))
+        return ok
+
+
+UNIT_INTERVAL = Domain(0.0, 1.0)
+NON_NEGATIVE = Domain(0.0)
+FINITE = Domain()
+NOT_NAN = Domain(finite=False)
+CLIP_EPSILON = Domain(0.0, 0.5, high_open=True)  # clip(p, eps, 1 - eps) keeps eps < 1 - eps
+POSITIVE = Domain(1e-30)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float))
+
+
+def may_be_nonzero(value: Hyperparameter | None) -> bool:
+    """Static test for an optional term: False only for ``None`` and a Python number equal to 0.
+
+    An array hyperparameter may be non-zero (its value is unknown when traced), so the term it
+    scales is always computed; a Python 0 skips it at no cost.
+    """
+    if value is None:
+        return False
+    return not is_number(value) or value != 0
+
+
+def is_readable(value: Any) -> bool:
+    """Whether an array's value can be read now with ``float()``: not traced, not under a
+    ``torch.func`` transform (where ``vmap`` forbids ``.item()``)."""
+    return not is_lazy(value) and not (
+        type(value).__module__.startswith("torch") and _torch_transformed(value)
+    )
+
+
+def hyperparameter_number(
+    xp: Any, name: str, value: Hyperparameter, expected: str, *, values: bool
+) -> float | None:
+    """The number to check for hyperparameter ``name``, or None where it cannot be read.
+
+    A Python number is returned as is. A 0-d array of ``xp`` is read with ``float()`` only when
+    ``values`` (the value checks run: eager input and ``validate=True``) and it is readable; a
+    traced one gives None (the forward pass then turns the loss into NaN if the value is outside
+    its domain). Anything else raises ``ValueError``, as does an array of another library.
+    """
+    if is_number(value):
+        return value
+    shape = getattr(value, "shape", None)
+    if shape is None or not hasattr(value, "dtype"):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    if len(shape) != 0:
+        raise ValueError(
+            f"{name} must be {expected}, or a 0-d array; "
+            f"got an array of shape {format_shape(shape)}"
+        )
+    if xp is not None and namespace_of(value) is not xp:
+        raise TypeError(
+            f"{name} is an array of {type(value).__module__.partition('.')[0]}, unlike the other "
+            "inputs; pass a Python number or an array of the same library"
+        )
+    if not values or not is_readable(value):
+        return None
+    detach = getattr(value, "detach", None)  # torch warns on float() of a tensor needing grad
+    return float(value if detach is None else detach())
+
+
+def check_in_domain(
+    xp: Any,
+    name: str,
+    value: Hyperparameter,
+    domain: Domain,
+    expected: str,
+    *,
+    values: bool = True,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is in ``domain`` (see
+    :func:`hyperparameter_number` for arrays)."""
+    number = hyperparameter_number(xp, name, value, expected, values=values)
+    if number is not None and not domain.contains(number):
+        shown = value if is_number(value) else number
+        raise ValueError(f"{name} must be {expected}; got {shown!r}")
+
+
+def check_unit_interval(
+    name: str, value: Hyperparameter, *, xp: Any = None, values: bool = True
+) -> None:
+    check_in_domain(xp, name, value, UNIT_INTERVAL, "a number in [0, 1]", values=values)
+
+
+def check_finite_number(
+    name: str,
+    value: Hyperparameter,
+    *,
+    minimum: float | None = None,
+    xp: Any = None,
+    values: bool = True,
+) -> None:
+    number = hyperparameter_number(xp, name, value, "a finite number", values=values)
+    if number is None:
+        return
+    shown = value if is_number(value) else number
+    if not FINITE.contains(number):
+        raise ValueError(f"{name} must be a finite number; got {shown!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {shown!r}")
 
 
 def check_floating(xp: Any, x: Any, name: str) -> None:
@@ -96,11 +230,29 @@ def _within(xp: Any, x: Any, low: float | None, high: float | None) -> bool:
     return ok is None or bool(ok)
 
 
+def comparable_indices(
+    xp: Any, targets: Any, num_classes: int | None, ignore_index: int | None
+) -> Any:
+    """Class indices in an integer dtype that holds ``-1``, ``ignore_index`` and the class count.
+
+    Compared in ``uint8``, ``-100`` wraps to 156 (a valid class of a large vocabulary) and
+    ``targets < 300`` becomes ``targets < 44``: an unsigned or small index dtype is widened first
+    (to int32, or int64 where the bounds need it).
+    """
+    info = xp.iinfo(targets.dtype)
+    bounds = [-1] + [b for b in (num_classes, ignore_index) if b is not None]
+    if info.min <= min(bounds) and max(bounds) <= info.max:
+        return targets
+    wide = xp.int32 if min(bounds) >= -(2**31) and max(bounds) < 2**31 else xp.int64
+    return xp.astype(targets, wide)
+
+
 def check_class_indices(
     xp: Any, targets: Any, num_classes: int, ignore_index: int | None, name: str = "targets"
 ) -> None:
     if _is_empty(targets):
         return
+    targets = comparable_indices(xp, targets, num_classes, ignore_index)
     kept = targets
     if ignore_index is not None:
         kept = xp.where(targets == ignore_index, xp.zeros_like(targets), targets)

@@ -19,14 +19,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._checks import (
+    UNIT_INTERVAL,
+    Domain,
+    Hyperparameter,
     check_class_indices,
     check_floating,
     check_range,
     check_same_shape,
     check_unit_interval,
+    comparable_indices,
     format_shape,
+    is_readable,
+    may_be_nonzero,
     normalize_axis,
 )
+from ._evaluate import is_array_value
 from ._namespace import compute_dtype, device_of
 
 
@@ -47,13 +54,14 @@ def check_class_targets(
     axis: int,
     class_weight: Any | None,
     ignore_index: int | None,
-    label_smoothing: float,
+    label_smoothing: Hyperparameter,
     values: bool,
 ) -> None:
-    """Static checks always; value checks (label range, weights) when ``values`` is true."""
+    """Static checks always; value checks (label range, weights, array hyperparameters) when
+    ``values`` is true."""
     check_floating(xp, predictions, prediction_name)
     axis = normalize_axis(axis, predictions.ndim)
-    check_unit_interval("label_smoothing", label_smoothing)
+    check_unit_interval("label_smoothing", label_smoothing, xp=xp, values=values)
     shape = tuple(predictions.shape)
     num_classes = shape[axis]
     if is_sparse(predictions, targets):
@@ -121,14 +129,24 @@ def as_weight_array(xp: Any, class_weight: Any | None, like: Any) -> Any | None:
     return xp.asarray(class_weight, dtype=dtype, device=device_of(xp, like))
 
 
+# permute_dims rather than moveaxis: torch.func.vmap has a batching rule for the former only
+
+
 def move_class_axis_last(xp: Any, x: Any, axis: int) -> Any:
     axis = axis % x.ndim
-    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
+    if axis == x.ndim - 1:
+        return x
+    order = [d for d in range(x.ndim) if d != axis] + [axis]
+    return xp.permute_dims(x, tuple(order))
 
 
 def move_class_axis_back(xp: Any, x: Any, axis: int) -> Any:
     axis = axis % x.ndim
-    return x if axis == x.ndim - 1 else xp.moveaxis(x, -1, axis)
+    if axis == x.ndim - 1:
+        return x
+    order = list(range(x.ndim - 1))
+    order.insert(axis, x.ndim - 1)
+    return xp.permute_dims(x, tuple(order))
 
 
 @dataclass(frozen=True)
@@ -160,7 +178,9 @@ class SparseTargets:
     def masked(self, xp: Any, losses: Any) -> Any:
         """Per-example ``losses`` with 0 for ignored examples and NaN for invalid ones."""
         if self.keep is not None:
-            losses = xp.where(self.keep, losses, xp.zeros_like(losses))
+            # an invalid row is kept here so that the NaN product below reaches its gradient
+            kept = self.keep if self.invalid is None else self.keep | self.invalid
+            losses = xp.where(kept, losses, xp.zeros_like(losses))
         return nan_where(xp, self.invalid, losses)
 
 
@@ -169,10 +189,12 @@ def sparse_targets(
 ) -> SparseTargets:
     """The :class:`SparseTargets` of class indices; ``checked``: their values passed the checks."""
     if checked:
+        targets = comparable_indices(xp, targets, num_classes, ignore_index)
         keep = None if ignore_index is None else targets != ignore_index
         index = targets if keep is None else xp.where(keep, targets, xp.zeros_like(targets))
         index = xp.astype(index, indexing_dtype(xp), copy=False)
         return SparseTargets(index=index, keep=keep, invalid=None, num_classes=num_classes)
+    targets = comparable_indices(xp, targets, num_classes, ignore_index)
     in_range = (targets >= 0) & (targets < num_classes)
     if ignore_index is None:
         keep, invalid = in_range, ~in_range
@@ -216,12 +238,13 @@ def dense_target_weights(
     sparse: SparseTargets | None,
     num_classes: int,
     class_weight: Any | None,
-    label_smoothing: float,
+    label_smoothing: Hyperparameter,
     dtype: Any,
     checked: bool = False,
 ) -> Any:
     """The per-class target weights :math:`a_{ic}` of the module docstring, shape (..., C).
 
+    ``label_smoothing``: a number, or a 0-d array of ``dtype`` (see :func:`hyperparameter_in`).
     ``checked``: the values passed the eager checks, so no NaN mask is needed.
     """
     keep = None
@@ -234,7 +257,7 @@ def dense_target_weights(
         t = xp.astype(targets, dtype, copy=False)
         if not checked and not xp.isdtype(targets.dtype, "bool"):
             t = nan_outside(xp, t, low=0.0)  # NaN where the value check would raise
-    if label_smoothing:
+    if may_be_nonzero(label_smoothing):
         smooth = label_smoothing / num_classes
         t = (1.0 - label_smoothing) * t + (smooth if keep is None else smooth * keep)
     return t if class_weight is None else t * class_weight
@@ -266,6 +289,50 @@ def nan_outside(
         return x
     ok = _inside(x, low, high)
     return x if ok is None else xp.where(ok, x, xp.full_like(x, float("nan")))
+
+
+def hyperparameter_parts(
+    xp: Any, value: Hyperparameter | None, like: Any, domain: Domain, *, checked: bool
+) -> tuple[Any, Any | None]:
+    """A hyperparameter ready for arithmetic with ``like`` (an array of the compute dtype), and
+    the factor that makes it NaN outside ``domain`` (None where no mask is needed).
+
+    A Python number (or None) is returned as it is, without factor: the fast path adds no
+    operation. An array (traced, or differentiated) is cast to ``like``'s dtype (TensorFlow never
+    promotes) on its device; its factor is 1 inside ``domain`` and NaN outside, a product so that
+    the NaN reaches every gradient. The check reads an array only when it is eager and readable
+    (``_checks.hyperparameter_number``); ``checked``: the value checks ran and passed, so a
+    readable array needs no factor.
+    """
+    if not is_array_value(value):
+        return value, None
+    h = xp.astype(value, like.dtype)
+    if type(h).__module__.startswith("torch") and h.device != like.device:
+        h = h.to(like.device)  # differentiable, unlike asarray
+    if checked and is_readable(value):
+        return h, None
+    one = xp.ones_like(h)
+    return h, xp.where(domain.mask(xp, h), one, xp.full_like(one, float("nan")))
+
+
+def hyperparameter_in(
+    xp: Any, value: Hyperparameter | None, like: Any, domain: Domain, *, checked: bool
+) -> Any:
+    """The hyperparameter of :func:`hyperparameter_parts` times its factor: NaN outside
+    ``domain``, for every use that multiplies by it, raises it to a power or divides by it.
+
+    (A use that compares with it, such as a clip, must multiply its result by the factor
+    instead: the derivative of ``maximum(x, nan)`` by ``x`` is 0 under some autodiffs.)
+    """
+    h, factor = hyperparameter_parts(xp, value, like, domain, checked=checked)
+    return h if factor is None else h * factor
+
+
+def label_smoothing_in(
+    xp: Any, label_smoothing: Hyperparameter, like: Any, *, checked: bool
+) -> Any:
+    """:func:`hyperparameter_in` for a label smoothing in ``[0, 1]``."""
+    return hyperparameter_in(xp, label_smoothing, like, UNIT_INTERVAL, checked=checked)
 
 
 def nan_rows_outside(
@@ -300,16 +367,21 @@ def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:
         return x
     if invalid.ndim < x.ndim:
         invalid = invalid[..., None]
-    return xp.where(invalid, xp.full_like(x, float("nan")), x)
+    # a product, not ``where(invalid, nan, x)``: autodiff then carries the NaN into the
+    # gradient of everything ``x`` depends on (a select would give those rows a zero gradient)
+    one = xp.ones((), dtype=x.dtype, device=device_of(xp, x))
+    return x * xp.where(invalid, xp.full_like(one, float("nan")), one)
 
 
 def safe_weighted_log(xp: Any, weights: Any, log_values: Any) -> Any:
     """``weights * log_values`` with ``0 * log 0 = 0`` (a -inf log where the weight is 0)."""
     zero = xp.zeros((), dtype=log_values.dtype, device=device_of(xp, log_values))
-    return weights * xp.where(weights == 0, zero, log_values)
+    # dropped only where the product would be NaN, so that the derivative by the weights is the
+    # log wherever it is finite (a zero weight included)
+    return weights * xp.where((weights == 0) & xp.isinf(log_values), zero, log_values)
 
 
 def xlogy(xp: Any, weights: Any, x: Any) -> Any:
     """``weights * log(x)`` with ``0 * log 0 = 0``, never taking the log of a 0 it would discard."""
-    zero_weight = weights == 0
+    zero_weight = (weights == 0) & (x == 0)  # only there would the product be NaN
     return weights * xp.log(xp.where(zero_weight, xp.ones_like(x), x))

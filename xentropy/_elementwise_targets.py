@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._checks import (
+    Hyperparameter,
     check_floating,
     check_range,
     check_same_shape,
     check_unit_interval,
     format_shape,
+    may_be_nonzero,
 )
 from ._class_targets import nan_outside
 from ._namespace import compute_dtype, device_of
@@ -21,13 +23,13 @@ def check_elementwise_targets(
     targets: Any,
     *,
     prediction_name: str,
-    label_smoothing: float,
+    label_smoothing: Hyperparameter,
     weights: dict[str, Any | None],
     values: bool,
 ) -> None:
     """Exact shapes (no broadcasting of targets), floating predictions, weights that broadcast."""
     check_floating(xp, predictions, prediction_name)
-    check_unit_interval("label_smoothing", label_smoothing)
+    check_unit_interval("label_smoothing", label_smoothing, xp=xp, values=values)
     check_same_shape(
         "targets",
         targets,
@@ -63,15 +65,17 @@ def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
 
 
 def smoothed_targets(
-    xp: Any, targets: Any, label_smoothing: float, dtype: Any, *, checked: bool = False
+    xp: Any, targets: Any, label_smoothing: Hyperparameter, dtype: Any, *, checked: bool = False
 ) -> Any:
     r"""Targets in ``dtype`` pulled towards 1/2: :math:`t (1 - \varepsilon) + \varepsilon / 2`.
 
     Values outside [0, 1] become NaN unless ``checked`` (they passed the eager checks).
+    ``label_smoothing``: a number, or a 0-d array of ``dtype`` (``_class_targets``'s
+    ``label_smoothing_in`` prepares one).
     """
     t = xp.astype(targets, dtype, copy=False)
     if not checked and not xp.isdtype(targets.dtype, "bool"):
         t = nan_outside(xp, t, 0.0, 1.0)  # NaN where the value check would raise
-    if label_smoothing:
+    if may_be_nonzero(label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return t

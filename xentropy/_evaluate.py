@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ._namespace import is_lazy, namespace_of
+from ._native import differentiable_spelling
 
 
 class LossOperator(Protocol):
@@ -28,6 +30,76 @@ class LossOperator(Protocol):
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any: ...
 
 
+def hyperparameter(default: Any) -> Any:
+    """A field of a loss operator holding a number that may also be a 0-d array.
+
+    As in optax, a hyperparameter (``label_smoothing``, ``gamma``, ``alpha``, ``epsilon``, ...)
+    may be a traced array under ``jax.jit``, ``tf.function`` or ``torch.compile``, or an array
+    that is itself differentiated. A constant one (a Python, NumPy or eager 0-d value that no
+    autodiff follows) is stored as a Python number; see :func:`array_hyperparameters`.
+    """
+    return dataclasses.field(default=default, metadata={"hyperparameter": True})
+
+
+def hyperparameter_names(op: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(op) if f.metadata.get("hyperparameter"))
+
+
+def array_hyperparameters(op: Any) -> dict[str, Any]:
+    """The hyperparameters of ``op`` that are arrays (traced, or followed by an autodiff).
+
+    An operator with any is not hashable and has no analytic backward for them: the adapters run
+    it through :func:`differentiable_loss`, their framework's autodiff of the plain forward.
+    """
+    values = {name: getattr(op, name) for name in hyperparameter_names(op)}
+    return {name: v for name, v in values.items() if is_array_value(v)}
+
+
+def is_array_value(value: Any) -> bool:
+    return value is not None and not isinstance(value, (bool, int, float))
+
+
+def constant_number(value: Any) -> Any:
+    """``value`` as a Python number when it is a constant 0-d value, else ``value`` unchanged.
+
+    NumPy scalars and 0-d arrays, and eager 0-d tensors that no autodiff follows (a torch tensor
+    without ``requires_grad``, a concrete JAX array, an eager TF tensor) become numbers; traced
+    values, tensors that require grad and ``tf.Variable`` stay arrays.
+    """
+    if not is_array_value(value) or getattr(value, "ndim", None) != 0:
+        return value
+    module = type(value).__module__.partition(".")[0]
+    if module == "numpy":
+        return value.item()
+    if module == "torch":
+        if value.requires_grad or is_lazy(value) or _torch_transformed(value):
+            return value
+        return value.item()
+    if module in ("jax", "jaxlib"):
+        return value if is_lazy(value) else value.item()
+    if module == "tensorflow":
+        numpy_value = getattr(type(value), "numpy", None)
+        is_variable = hasattr(value, "assign")
+        if numpy_value is None or is_variable or is_lazy(value) or _tf_watched(value):
+            return value
+        return value.numpy().item()
+    return value
+
+
+def _tf_watched(value: Any) -> bool:
+    """Whether a ``tf.GradientTape`` (or forward accumulator) follows an eager TF tensor."""
+    from tensorflow.python.eager import record
+
+    return bool(record.should_record_backprop([value]))
+
+
+def _torch_transformed(value: Any) -> bool:
+    """Whether a torch tensor is wrapped by a ``torch.func`` transform (grad, vmap, jvp)."""
+    import torch
+
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(value))
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckedValues:
     """Base of the loss operators: ``values_checked`` says the eager value checks passed.
@@ -36,9 +108,18 @@ class CheckedValues:
     reject (an index outside ``[0, C)``, a negative weight, a probability outside ``[0, 1]``):
     under tracing, or with ``validate=False``, those masks are what keeps invalid input from
     yielding a finite number; after the checks they are dead weight (a few passes over the data).
+
+    Fields made with :func:`hyperparameter` are turned into Python numbers here when constant.
     """
 
     values_checked: bool = dataclasses.field(default=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for name in hyperparameter_names(self):
+            value = getattr(self, name)
+            number = constant_number(value)
+            if number is not value:
+                object.__setattr__(self, name, number)
 
 
 _captured: contextvars.ContextVar[list[tuple[Any, Any, tuple[Any, ...]]] | None] = (
@@ -72,11 +153,49 @@ def checked_operator(
     return xp, op
 
 
+# top-level module of an array type -> "module:function" running an operator under that
+# framework's autodiff: ``function(op, *arrays, validate=...)`` checks and evaluates ``op``
+_AUTODIFF_RUNNERS: dict[str, str] = {
+    "torch": "xentropy.backends.torch._autograd:apply_op",
+    "jax": "xentropy.backends.jax._custom_derivative:apply_op",
+    "jaxlib": "xentropy.backends.jax._custom_derivative:apply_op",
+    "tensorflow": "xentropy.backends.tensorflow._custom_gradient:apply_op",
+}
+
+
+def _autodiff_runner(prediction: Any) -> Callable[..., Any] | None:
+    root = type(prediction).__module__.partition(".")[0]
+    target = _AUTODIFF_RUNNERS.get(root)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def differentiable_loss(op: LossOperator, xp: Any, *arrays: Any) -> Any:
+    """``op``'s loss as a plain function of framework ops, for the framework's own autodiff.
+
+    Derivatives of every order and in both modes, with respect to every floating input (targets,
+    weights, array-valued hyperparameters): the slower, exact path that adapters take wherever
+    the analytic first-order ``backward`` of the prediction does not suffice.
+    """
+    with differentiable_spelling():
+        loss, _ = op.forward(xp, *arrays)
+    return loss
+
+
 def evaluate(op: LossOperator, *arrays: Any, prediction: Any, validate: bool) -> Any:
-    """Check the inputs and run ``op`` forward; ``prediction`` decides eager vs traced."""
+    """Check the inputs and run ``op`` forward; ``prediction`` decides eager vs traced.
+
+    Arrays of PyTorch, JAX and TensorFlow go through that framework's adapter, which registers
+    ``op``'s derivatives with its autodiff (as the dialects do); others are evaluated directly.
+    """
+    sink = _captured.get()
+    runner = None if sink is not None else _autodiff_runner(prediction)
+    if runner is not None:
+        return runner(op, *arrays, validate=validate)
     xp, op = checked_operator(op, *arrays, prediction=prediction, validate=validate)
     loss, residuals = op.forward(xp, *arrays)
-    sink = _captured.get()
     if sink is not None:
         sink.append((op, xp, residuals))
     return loss

@@ -5,25 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import check_finite_number, check_reduction
+from ._checks import (
+    NON_NEGATIVE,
+    Hyperparameter,
+    check_finite_number,
+    check_reduction,
+)
 from ._class_targets import (
     as_weight_array,
     cast_weight,
     check_class_targets,
     check_class_weight,
+    hyperparameter_in,
+    label_smoothing_in,
     move_class_axis_back,
     nan_where,
     safe_weighted_log,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, namespace_of
+from ._native import is_differentiable_spelling
 from ._reduction import reduce_backward, reduce_losses
 from ._sigmoid import sigmoid, sigmoid_cross_entropy_grad, sigmoid_cross_entropy_terms
 from ._softmax import softmax_inputs
 
 
-def _power_or_zero(xp: Any, base: Any, exponent: float) -> Any:
+def gamma_in(xp: Any, gamma: Hyperparameter, like: Any, *, checked: bool) -> Any:
+    """The focusing exponent ready for arithmetic with ``like`` (``_class_targets``'s
+    ``hyperparameter_in``): NaN unless finite and non-negative."""
+    return hyperparameter_in(xp, gamma, like, NON_NEGATIVE, checked=checked)
+
+
+def _power_or_zero(xp: Any, base: Any, exponent: Hyperparameter) -> Any:
     """``base ** exponent``, but 0 where ``base == 0`` even for a negative exponent.
 
     It scales the derivative of the modulating factor, whose other factor vanishes faster
@@ -33,25 +47,53 @@ def _power_or_zero(xp: Any, base: Any, exponent: float) -> Any:
     return xp.where(zero, xp.zeros_like(base), xp.where(zero, xp.ones_like(base), base) ** exponent)
 
 
+def modulating_factor(xp: Any, base: Any, exponent: Hyperparameter) -> Any:
+    r""":math:`b^\gamma` for :math:`b \in [0, 1]`, whose autodiff derivatives are finite at
+    :math:`b = 0` (there :math:`\gamma b^{\gamma - 1}` is :math:`0 \cdot \infty` for
+    :math:`\gamma < 1`, and the focal loss's true derivative, a product with a factor that
+    vanishes faster, is 0).
+
+    A plain power outside ``differentiable_spelling``, where nothing differentiates it.
+    """
+    if not is_differentiable_spelling():
+        return base**exponent
+    zero = base == 0
+    safe = xp.where(zero, xp.ones_like(base), base)
+    if isinstance(exponent, (int, float)):
+        at_zero = xp.full_like(base, 1.0 if exponent == 0 else 0.0)
+    else:
+        at_zero = xp.where(exponent == 0, xp.ones_like(base), xp.zeros_like(base))
+    return xp.where(zero, at_zero, safe**exponent)
+
+
+def balance_of(xp: Any, alpha: Hyperparameter | None, t: Any, *, checked: bool) -> Any | None:
+    r""":math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or None when ``alpha`` is None."""
+    if alpha is None:
+        return None
+    alpha = hyperparameter_in(xp, alpha, t, NON_NEGATIVE, checked=checked)
+    return alpha * t + (1.0 - alpha) * (1.0 - t)
+
+
 @dataclass(frozen=True)
 class SoftmaxFocalLoss(CheckedValues):
     r""":math:`\ell_i = -\sum_c \alpha_c a_{ic} (1 - p_{ic})^\gamma \log p_{ic}`, p = softmax(z).
 
     With :math:`g_c = \alpha_c a_c\,[\gamma p_c (1-p_c)^{\gamma-1} \log p_c - (1-p_c)^\gamma]`,
     :math:`\partial \ell / \partial z_j = g_j - p_j \sum_c g_c`.
+    ``gamma`` and ``label_smoothing`` may be 0-d arrays (traced or differentiated).
     """
 
     axis: int = -1
-    gamma: float = 2.0
+    gamma: Hyperparameter = hyperparameter(2.0)
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
 
     def check(
         self, xp: Any, logits: Any, targets: Any, alpha: Any, class_weight: Any, *, values: bool
     ) -> None:
         check_reduction(self.reduction)
-        check_finite_number("gamma", self.gamma, minimum=0.0)
+        check_finite_number("gamma", self.gamma, minimum=0.0, xp=xp, values=values)
         check_class_targets(
             xp,
             logits,
@@ -84,7 +126,8 @@ class SoftmaxFocalLoss(CheckedValues):
         )
         log_p = inputs.log_p
         one_minus_p = -xp.expm1(log_p)
-        return inputs, a, log_p, one_minus_p
+        gamma = gamma_in(xp, self.gamma, log_p, checked=self.values_checked)
+        return inputs, a, log_p, one_minus_p, gamma
 
     def forward(
         self,
@@ -94,8 +137,10 @@ class SoftmaxFocalLoss(CheckedValues):
         alpha: Any | None = None,
         class_weight: Any | None = None,
     ) -> tuple[Any, tuple[Any, ...]]:
-        inputs, a, log_p, one_minus_p = self._inputs(xp, logits, targets, alpha, class_weight)
-        modulated = a * one_minus_p**self.gamma
+        inputs, a, log_p, one_minus_p, gamma = self._inputs(
+            xp, logits, targets, alpha, class_weight
+        )
+        modulated = a * modulating_factor(xp, one_minus_p, gamma)
         losses = nan_where(
             xp, inputs.invalid, -xp.sum(safe_weighted_log(xp, modulated, log_p), axis=-1)
         )
@@ -104,12 +149,14 @@ class SoftmaxFocalLoss(CheckedValues):
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         logits, targets, alpha, class_weight, denominator = residuals
-        inputs, a, log_p, one_minus_p = self._inputs(xp, logits, targets, alpha, class_weight)
+        inputs, a, log_p, one_minus_p, gamma = self._inputs(
+            xp, logits, targets, alpha, class_weight
+        )
         p = xp.exp(log_p)
         zero = xp.zeros_like(p)
         p_log_p = xp.where(p == 0, zero, p * log_p)
-        slope = self.gamma * _power_or_zero(xp, one_minus_p, self.gamma - 1.0) * p_log_p
-        g = a * (slope - one_minus_p**self.gamma)
+        slope = gamma * _power_or_zero(xp, one_minus_p, gamma - 1.0) * p_log_p
+        g = a * (slope - one_minus_p**gamma)
         g = xp.where(a == 0, zero, g)
         grad = g - p * xp.sum(g, axis=-1, keepdims=True)
         dtype = p.dtype
@@ -123,11 +170,11 @@ def softmax_focal_loss(
     targets: Any,
     *,
     axis: int = -1,
-    gamma: float = 2.0,
+    gamma: Hyperparameter = 2.0,
     alpha: Any | None = None,
     class_weight: Any | None = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -143,9 +190,11 @@ def softmax_focal_loss(
     :func:`softmax_cross_entropy`.
 
     Args:
-        gamma: focusing exponent :math:`\gamma \ge 0`.
+        gamma: focusing exponent :math:`\gamma \ge 0`: a number, or a 0-d array (traced or
+            differentiated; a traced value outside the range gives NaN).
         alpha: ``None`` (1), a number, or ``(C,)`` per-class balancing weights; unlike
-            ``class_weight`` it does not enter the denominator of ``"mean"``.
+            ``class_weight`` it does not enter the denominator of ``"mean"``. An array input:
+            differentiable where the framework's autodiff differentiates the loss.
         logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate:
             as in :func:`softmax_cross_entropy`.
 
@@ -175,18 +224,20 @@ class SigmoidFocalLoss(CheckedValues):
 
         \frac{\partial \ell}{\partial x} = \alpha_t \big[(\sigma(x) - t)\, m^\gamma
             + \gamma\, \mathrm{ce}\, m^{\gamma-1} (1 - 2t)\, \sigma(x) \sigma(-x)\big]
+
+    ``gamma``, ``alpha`` and ``label_smoothing`` may be 0-d arrays (traced or differentiated).
     """
 
-    gamma: float = 2.0
-    alpha: float | None = None
-    label_smoothing: float = 0.0
+    gamma: Hyperparameter = hyperparameter(2.0)
+    alpha: Hyperparameter | None = hyperparameter(None)
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
 
     def check(self, xp: Any, logits: Any, targets: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
-        check_finite_number("gamma", self.gamma, minimum=0.0)
+        check_finite_number("gamma", self.gamma, minimum=0.0, xp=xp, values=values)
         if self.alpha is not None:
-            check_finite_number("alpha", self.alpha, minimum=0.0)
+            check_finite_number("alpha", self.alpha, minimum=0.0, xp=xp, values=values)
         check_elementwise_targets(
             xp,
             logits,
@@ -200,14 +251,16 @@ class SigmoidFocalLoss(CheckedValues):
     def _parts(self, xp: Any, logits: Any, targets: Any) -> tuple[Any, ...]:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
+        checked = self.values_checked
+        eps = label_smoothing_in(xp, self.label_smoothing, x, checked=checked)
+        t = smoothed_targets(xp, targets, eps, dtype, checked=checked)
         miss = t * sigmoid(xp, -x) + (1.0 - t) * sigmoid(xp, x)
-        balance = None if self.alpha is None else self.alpha * t + (1.0 - self.alpha) * (1.0 - t)
-        return x, t, miss, balance
+        balance = balance_of(xp, self.alpha, t, checked=checked)
+        return x, t, miss, balance, gamma_in(xp, self.gamma, x, checked=checked)
 
     def forward(self, xp: Any, logits: Any, targets: Any) -> tuple[Any, tuple[Any, ...]]:
-        x, t, miss, balance = self._parts(xp, logits, targets)
-        losses = sigmoid_cross_entropy_terms(xp, x, t, None) * miss**self.gamma
+        x, t, miss, balance, gamma = self._parts(xp, logits, targets)
+        losses = sigmoid_cross_entropy_terms(xp, x, t, None) * modulating_factor(xp, miss, gamma)
         if balance is not None:
             losses = losses * balance
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
@@ -215,11 +268,11 @@ class SigmoidFocalLoss(CheckedValues):
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         logits, targets, denominator = residuals
-        x, t, miss, balance = self._parts(xp, logits, targets)
+        x, t, miss, balance, gamma = self._parts(xp, logits, targets)
         ce = sigmoid_cross_entropy_terms(xp, x, t, None)
         slope = (1.0 - 2.0 * t) * sigmoid(xp, x) * sigmoid(xp, -x)
-        grad = sigmoid_cross_entropy_grad(xp, x, t, None) * miss**self.gamma
-        grad = grad + self.gamma * ce * _power_or_zero(xp, miss, self.gamma - 1.0) * slope
+        grad = sigmoid_cross_entropy_grad(xp, x, t, None) * miss**gamma
+        grad = grad + gamma * ce * _power_or_zero(xp, miss, gamma - 1.0) * slope
         if balance is not None:
             grad = grad * balance
         grad = grad * reduce_backward(
@@ -232,9 +285,9 @@ def sigmoid_focal_loss(
     logits: Any,
     targets: Any,
     *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
-    label_smoothing: float = 0.0,
+    gamma: Hyperparameter = 2.0,
+    alpha: Hyperparameter | None = None,
+    label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -252,6 +305,8 @@ def sigmoid_focal_loss(
     Args:
         gamma: focusing exponent :math:`\gamma \ge 0`.
         alpha: weight of the positive class in [0, 1], or None for no balancing.
+            ``gamma``, ``alpha`` and ``label_smoothing`` may be 0-d arrays (traced or
+            differentiated), as in :func:`softmax_cross_entropy`.
         logits, targets, label_smoothing, reduction, validate: as in
             :func:`sigmoid_cross_entropy`.
 

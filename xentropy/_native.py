@@ -9,6 +9,8 @@ handling of non-finite rows.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
@@ -32,6 +34,53 @@ def _is_jax(xp: Any) -> bool:
 
 def _is_tensorflow(xp: Any) -> bool:
     return getattr(xp, "__name__", None) == _TF_NAMESPACE
+
+
+# Depth of nested ``differentiable_spelling`` blocks. A module global rather than a ContextVar:
+# torch.compile (fullgraph) traces a global read, not ``ContextVar.get``. Another thread inside
+# such a block only makes this one take the out-of-place spelling too: slower, never wrong.
+_differentiable_depth = 0
+
+
+@contextlib.contextmanager
+def differentiable_spelling() -> Iterator[None]:
+    """Within this block, every helper takes the spelling a framework's autodiff differentiates.
+
+    The operators' ``forward`` then computes the loss with out-of-place operations only, and
+    with derivatives that are right for every input (targets and weights included) and at every
+    order: the loss as a plain function of framework ops, for the framework's own autodiff to
+    differentiate. Outside, the helpers may work in place and take spellings whose derivatives
+    nobody asks for (the analytic ``backward`` supplies the gradient).
+    """
+    global _differentiable_depth
+    _differentiable_depth += 1
+    try:
+        yield
+    finally:
+        _differentiable_depth -= 1
+
+
+def is_differentiable_spelling() -> bool:
+    """Whether a :func:`differentiable_spelling` block is active."""
+    return _differentiable_depth > 0
+
+
+def writable(xp: Any, x: Any) -> bool:
+    """Whether a fresh array ``x`` may be overwritten: no autodiff records it.
+
+    NumPy arrays always; a torch tensor that requires no grad (the forward of an
+    ``autograd.Function`` runs under no-grad), outside :func:`differentiable_spelling`.
+    """
+    if _differentiable_depth:
+        return False
+    if _is_numpy(xp):
+        return True
+    return _is_torch(xp) and not x.requires_grad
+
+
+def has_mutable_arrays(xp: Any) -> bool:
+    """Whether ``xp``'s arrays can be edited in place (PyTorch, NumPy)."""
+    return _is_torch(xp) or _is_numpy(xp)
 
 
 def has_fused_softmax(xp: Any) -> bool:
@@ -89,14 +138,19 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
     ``d >= 0`` is required, clamps ``d`` at the largest float instead and restores ``+inf`` for a
     row where some ``a > 0`` met ``d = +inf``, with ``minimum``/``maximum`` only.
     """
-    if overwrite and _is_torch(xp):
+    if overwrite and writable(xp, d) and _is_torch(xp):
         return d.masked_fill_(a == 0, 0.0).mul_(a).sum(dim=-1)
-    if overwrite and _is_numpy(xp):
+    if overwrite and writable(xp, d):
         import numpy as np
 
         np.copyto(d, 0.0, where=a == 0)
         d *= a
         return np.sum(d, axis=-1)
+    if _differentiable_depth:
+        # the product by 0 is dropped only where it would be NaN (d infinite), so that the
+        # derivative by a is d wherever d is finite, a zero target included
+        zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
+        return xp.sum(a * xp.where((a == 0) & xp.isinf(d), zero, d), axis=-1)
     if not _is_jax(xp):
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
@@ -114,9 +168,9 @@ def subtract_product(xp: Any, x: Any, a: Any, b: Any) -> Any:
 
     ``x`` must be a fresh array the caller owns.
     """
-    if _is_torch(xp):
+    if writable(xp, x) and _is_torch(xp):
         return x.addcmul_(a, b, value=-1.0)
-    if _is_numpy(xp):
+    if writable(xp, x):
         x -= a * b
         return x
     return x - a * b
@@ -143,19 +197,23 @@ def softmax(
     exps: Any | None = None,
     *,
     row_scale: Any | None = None,
+    log_p: Any | None = None,
 ) -> Any:
     """``softmax(z)`` over the last axis, times ``row_scale[..., None]`` if given: a fresh array.
 
     ``lse``, the ``(m, s)`` of :func:`log_sum_exp`, spares the standard spelling a pass when the
     caller has it, and ``exps`` (``exp(z - m)``, from :func:`log_sum_exp_keeping_exps`) another:
     it is scaled in place, by the normaliser and ``row_scale`` at once, and returned.
+    ``log_p``, the log-softmax itself, gives the softmax as its ``exp`` (``z`` is then unused).
     """
-    if exps is not None:
+    if log_p is not None:
+        p = xp.exp(log_p)
+    elif exps is not None and writable(xp, exps):
         _, s = lse
         factor = xp.exp(-s) if row_scale is None else xp.exp(-s) * row_scale
         exps *= factor[..., None]
         return exps
-    if _is_torch(xp):
+    elif _is_torch(xp):
         import torch
 
         p = torch.softmax(z, dim=-1)
@@ -165,11 +223,12 @@ def softmax(
         p = tf.nn.softmax(z, axis=-1)
     else:
         m, s = log_sum_exp(xp, z) if lse is None else lse
-        shifted = z - m[..., None]
-        shifted -= s[..., None]
-        p = exp_of_fresh(xp, shifted)
+        p = exp_of_fresh(xp, (z - m[..., None]) - s[..., None])
     if row_scale is not None:
-        p *= row_scale[..., None]
+        if writable(xp, p):
+            p *= row_scale[..., None]
+        else:
+            p = p * row_scale[..., None]
     return p
 
 
@@ -187,6 +246,26 @@ def sigmoid(xp: Any, x: Any) -> Any:
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def softplus(xp: Any, x: Any) -> Any:
+    r""":math:`\log(1 + e^{x})` by the framework's kernel: its derivatives are right at every order.
+
+    (Written with ``abs`` or ``maximum`` it has the wrong derivative at ``x = 0`` under autodiff.)
+    """
+    if _is_torch(xp):
+        import torch
+
+        return torch.nn.functional.softplus(x)
+    if _is_tensorflow(xp):
+        import tensorflow as tf
+
+        return tf.math.softplus(x)
+    if _is_jax(xp):
+        import jax
+
+        return jax.nn.softplus(x)
+    return xp.logaddexp(xp.zeros_like(x), x)
+
+
 def fused_sigmoid_cross_entropy(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any | None:
     r"""``sigmoid_cross_entropy_terms`` for PyTorch with fewer fresh arrays, or None elsewhere.
 
@@ -201,18 +280,22 @@ def fused_sigmoid_cross_entropy(xp: Any, x: Any, t: Any, pos_weight: Any | None)
 
     # relu and addcmul rather than where(x >= 0, ...): torch.where with a random mask runs at a
     # tenth of the speed of the arithmetic on CPU
+    if _differentiable_depth:
+        return None  # the core's differentiable spelling (abs and relu: 0 derivative at 0)
     loss = torch.log1p(torch.exp(torch.neg(torch.abs(x))))
-    if pos_weight is not None:
-        loss = loss * (1.0 + (pos_weight - 1.0) * t)  # may broadcast: not in place
-        return loss + (1.0 - t) * torch.relu(x) + pos_weight * t * torch.relu(torch.neg(x))
+    if pos_weight is not None or not writable(xp, loss):
+        if pos_weight is not None:
+            loss = loss * (1.0 + (pos_weight - 1.0) * t)  # may broadcast: not in place
+            return loss + (1.0 - t) * torch.relu(x) + pos_weight * t * torch.relu(torch.neg(x))
+        return loss + (1.0 - t) * torch.relu(x) + t * torch.relu(torch.neg(x))
     return loss.addcmul_(1.0 - t, torch.relu(x)).addcmul_(t, torch.relu(torch.neg(x)))
 
 
 def exp_of_fresh(xp: Any, x: Any) -> Any:
     """``exp(x)`` for an array the caller just made: PyTorch and NumPy write it in place."""
-    if _is_torch(xp):
+    if writable(xp, x) and _is_torch(xp):
         return x.exp_()
-    if _is_numpy(xp):
+    if writable(xp, x):
         import numpy as np
 
         return np.exp(x, out=x)
@@ -225,8 +308,10 @@ def add_at_index(xp: Any, x: Any, index: Any, values: Any) -> Any:
     ``x`` must be a fresh array the caller owns: PyTorch scatters into it.
     """
     if _is_torch(xp):
+        if not writable(xp, x):
+            return x.scatter_add(-1, index[..., None], values[..., None])
         return x.scatter_add_(-1, index[..., None], values[..., None])
-    if _is_numpy(xp):
+    if writable(xp, x):
         import numpy as np
 
         at = index[..., None]

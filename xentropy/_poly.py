@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import check_finite_number, check_reduction
+from ._checks import FINITE, Hyperparameter, check_finite_number, check_reduction
 from ._class_targets import (
     as_weight_array,
     check_class_targets,
+    hyperparameter_in,
     move_class_axis_back,
     nan_where,
     safe_weighted_log,
 )
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._softmax import softmax_inputs
@@ -25,17 +26,18 @@ class Poly1CrossEntropy(CheckedValues):
 
     :math:`\partial \ell / \partial z_j
     = p_j \sum_c a_c - a_j + \epsilon\, p_j (\sum_c a_c p_c - a_j)`.
+    ``epsilon`` and ``label_smoothing`` may be 0-d arrays (traced or differentiated).
     """
 
     axis: int = -1
-    epsilon: float = 2.0
+    epsilon: Hyperparameter = hyperparameter(2.0)
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
 
     def check(self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
-        check_finite_number("epsilon", self.epsilon)
+        check_finite_number("epsilon", self.epsilon, xp=xp, values=values)
         check_class_targets(
             xp,
             logits,
@@ -60,6 +62,9 @@ class Poly1CrossEntropy(CheckedValues):
             checked=self.values_checked,
         )
 
+    def _epsilon(self, xp: Any, like: Any) -> Any:
+        return hyperparameter_in(xp, self.epsilon, like, FINITE, checked=self.values_checked)
+
     def forward(
         self, xp: Any, logits: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
@@ -67,7 +72,8 @@ class Poly1CrossEntropy(CheckedValues):
         log_p, a = inputs.log_p, inputs.a
         cross_entropy = -xp.sum(safe_weighted_log(xp, a, log_p), axis=-1)
         one_minus_pt = xp.sum(a * -xp.expm1(log_p), axis=-1)
-        losses = nan_where(xp, inputs.invalid, cross_entropy + self.epsilon * one_minus_pt)
+        epsilon = self._epsilon(xp, log_p)
+        losses = nan_where(xp, inputs.invalid, cross_entropy + epsilon * one_minus_pt)
         loss, denominator = reduce_losses(xp, losses, inputs.example_weight, self.reduction)
         return xp.astype(loss, logits.dtype), (logits, targets, class_weight, denominator)
 
@@ -77,7 +83,7 @@ class Poly1CrossEntropy(CheckedValues):
         a = inputs.a
         p = xp.exp(inputs.log_p)
         grad = p * xp.sum(a, axis=-1, keepdims=True) - a
-        grad = grad + self.epsilon * p * (xp.sum(a * p, axis=-1, keepdims=True) - a)
+        grad = grad + self._epsilon(xp, p) * p * (xp.sum(a * p, axis=-1, keepdims=True) - a)
         upstream = reduce_backward(xp, xp.astype(cotangent, p.dtype), denominator, self.reduction)
         grad = nan_where(xp, inputs.invalid, grad * upstream[..., None])
         return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
@@ -88,10 +94,10 @@ def poly1_cross_entropy(
     targets: Any,
     *,
     axis: int = -1,
-    epsilon: float = 2.0,
+    epsilon: Hyperparameter = 2.0,
     class_weight: Any | None = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -107,7 +113,9 @@ def poly1_cross_entropy(
     ``poly_loss_cross_entropy`` (whose default :math:`\epsilon = 2` is kept).
 
     Args:
-        epsilon: weight of the poly-1 term (may be negative, down to -1 for a valid loss).
+        epsilon: weight of the poly-1 term (may be negative, down to -1 for a valid loss): a
+            number, or a 0-d array, traced (optax's ``jax.jit(loss)(logits, labels,
+            epsilon=e)``) or differentiated; a traced non-finite value gives NaN.
         logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate:
             as in :func:`softmax_cross_entropy`.
 

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._categorical import check_epsilon, clip_probabilities, prepare_probabilities
-from ._checks import check_finite_number, check_range, check_reduction
+from ._checks import (
+    Hyperparameter,
+    check_finite_number,
+    check_range,
+    check_reduction,
+    may_be_nonzero,
+)
 from ._class_targets import (
     cast_weight,
     check_class_targets,
     check_class_weight,
     gathered_weight,
+    label_smoothing_in,
     move_class_axis_back,
     nan_outside,
     nan_where,
@@ -26,8 +33,8 @@ from ._class_targets import (
     xlogy,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
-from ._evaluate import CheckedValues
-from ._focal import _power_or_zero
+from ._evaluate import CheckedValues, hyperparameter
+from ._focal import _power_or_zero, balance_of, gamma_in, modulating_factor
 from ._namespace import compute_dtype
 from ._reduction import reduce_backward, reduce_losses
 
@@ -49,15 +56,16 @@ class CategoricalFocalLoss(CheckedValues):
     - (1-\tilde q_c)^\gamma / \tilde q_c]` (0 where the clip is active),
     :math:`\partial \ell / \partial q_j = (g_j - \sum_c g_c \hat q_c) / \sum_c q_c` when
     normalising, else :math:`g_j`. ``gamma = 0`` gives ``CategoricalCrossEntropy``.
+    ``gamma``, ``label_smoothing`` and ``epsilon`` may be 0-d arrays (traced or differentiated).
 
     Arrays: ``forward(xp, probs, targets, alpha=None, class_weight=None)``.
     """
 
     axis: int = -1
-    gamma: float = 2.0
+    gamma: Hyperparameter = hyperparameter(2.0)
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
-    epsilon: float | None = 1e-7
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
+    epsilon: Hyperparameter | None = hyperparameter(1e-7)
     normalize: bool = False
     reduction: str = "mean"
 
@@ -65,8 +73,8 @@ class CategoricalFocalLoss(CheckedValues):
         self, xp: Any, probs: Any, targets: Any, alpha: Any, class_weight: Any, *, values: bool
     ) -> None:
         check_reduction(self.reduction)
-        check_epsilon(self.epsilon)
-        check_finite_number("gamma", self.gamma, minimum=0.0)
+        check_epsilon(self.epsilon, xp=xp, values=values)
+        check_finite_number("gamma", self.gamma, minimum=0.0, xp=xp, values=values)
         check_class_targets(
             xp,
             probs,
@@ -95,7 +103,8 @@ class CategoricalFocalLoss(CheckedValues):
             None if sparse is None else gathered_weight(xp, sparse, p.class_weight, p.dtype)
         )
         invalid = None if sparse is None else sparse.invalid
-        return p.q, p.total, p.clipped, p.passes, a, example_weight, invalid
+        gamma = gamma_in(xp, self.gamma, p.clipped, checked=self.values_checked)
+        return p.q, p.total, p.clipped, p.passes, a, example_weight, invalid, gamma
 
     def forward(
         self,
@@ -105,28 +114,26 @@ class CategoricalFocalLoss(CheckedValues):
         alpha: Any | None = None,
         class_weight: Any | None = None,
     ) -> tuple[Any, tuple[Any, ...]]:
-        _, _, clipped, _, a, example_weight, invalid = self._prepared(
+        _, _, clipped, _, a, example_weight, invalid, gamma = self._prepared(
             xp, probs, targets, alpha, class_weight
         )
-        modulated = a * (1.0 - clipped) ** self.gamma
+        modulated = a * modulating_factor(xp, 1.0 - clipped, gamma)
         losses = nan_where(xp, invalid, -xp.sum(xlogy(xp, modulated, clipped), axis=-1))
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         return xp.astype(loss, probs.dtype), (probs, targets, alpha, class_weight, denominator)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         probs, targets, alpha, class_weight, denominator = residuals
-        q, total, clipped, passes, a, _, invalid = self._prepared(
+        q, total, clipped, passes, a, _, invalid, gamma = self._prepared(
             xp, probs, targets, alpha, class_weight
         )
         zero = xp.zeros_like(clipped)
         unused = a == 0
         safe = xp.where(unused, xp.ones_like(clipped), clipped)  # no log 0 or 1/0 it would drop
         one_minus = 1.0 - safe
-        grad = -(one_minus**self.gamma) / safe
-        if self.gamma:  # the modulating factor's slope (skipped: 0 * log 0 would be NaN)
-            grad = grad + self.gamma * _power_or_zero(xp, one_minus, self.gamma - 1.0) * xp.log(
-                safe
-            )
+        grad = -(one_minus**gamma) / safe
+        if may_be_nonzero(gamma):  # the modulating factor's slope (skipped: 0 * log 0 is NaN)
+            grad = grad + gamma * _power_or_zero(xp, one_minus, gamma - 1.0) * xp.log(safe)
         grad = xp.where(unused, zero, a * grad)
         if passes is not None:
             grad = xp.where(passes, grad, zero)
@@ -160,21 +167,24 @@ class BinaryFocalLoss(CheckedValues):
             \Big(\frac{1-t}{1-\tilde p} - \frac{t}{\tilde p}\Big) [\text{clip inactive}]
             + \gamma\, m^{\gamma-1} (1 - 2t)\, b\Big].
 
+    ``gamma``, ``alpha``, ``label_smoothing`` and ``epsilon`` may be 0-d arrays (traced or
+    differentiated).
+
     Arrays: ``forward(xp, probs, targets)``.
     """
 
-    gamma: float = 2.0
-    alpha: float | None = None
-    label_smoothing: float = 0.0
-    epsilon: float | None = 1e-7
+    gamma: Hyperparameter = hyperparameter(2.0)
+    alpha: Hyperparameter | None = hyperparameter(None)
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
+    epsilon: Hyperparameter | None = hyperparameter(1e-7)
     reduction: str = "mean"
 
     def check(self, xp: Any, probs: Any, targets: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
-        check_epsilon(self.epsilon)
-        check_finite_number("gamma", self.gamma, minimum=0.0)
+        check_epsilon(self.epsilon, xp=xp, values=values)
+        check_finite_number("gamma", self.gamma, minimum=0.0, xp=xp, values=values)
         if self.alpha is not None:
-            check_finite_number("alpha", self.alpha, minimum=0.0)
+            check_finite_number("alpha", self.alpha, minimum=0.0, xp=xp, values=values)
         check_elementwise_targets(
             xp,
             probs,
@@ -192,19 +202,22 @@ class BinaryFocalLoss(CheckedValues):
         p = nan_outside(
             xp, xp.astype(probs, dtype, copy=False), 0.0, 1.0, checked=self.values_checked
         )
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
-        clipped, passes = clip_probabilities(xp, p, self.epsilon)
+        checked = self.values_checked
+        eps = label_smoothing_in(xp, self.label_smoothing, p, checked=checked)
+        t = smoothed_targets(xp, targets, eps, dtype, checked=checked)
+        clipped, passes = clip_probabilities(xp, p, self.epsilon, checked=checked)
         cross_entropy = -(
             safe_weighted_log(xp, t, xp.log(clipped))
             + safe_weighted_log(xp, 1.0 - t, xp.log1p(-clipped))
         )
         miss = t * (1.0 - p) + (1.0 - t) * p
-        balance = None if self.alpha is None else self.alpha * t + (1.0 - self.alpha) * (1.0 - t)
-        return t, clipped, passes, cross_entropy, miss, balance
+        balance = balance_of(xp, self.alpha, t, checked=checked)
+        gamma = gamma_in(xp, self.gamma, p, checked=checked)
+        return t, clipped, passes, cross_entropy, miss, balance, gamma
 
     def forward(self, xp: Any, probs: Any, targets: Any) -> tuple[Any, tuple[Any, ...]]:
-        _, _, _, cross_entropy, miss, balance = self._parts(xp, probs, targets)
-        losses = cross_entropy * miss**self.gamma
+        _, _, _, cross_entropy, miss, balance, gamma = self._parts(xp, probs, targets)
+        losses = cross_entropy * modulating_factor(xp, miss, gamma)
         if balance is not None:
             losses = losses * balance
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
@@ -212,7 +225,7 @@ class BinaryFocalLoss(CheckedValues):
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         probs, targets, denominator = residuals
-        t, c, passes, cross_entropy, miss, balance = self._parts(xp, probs, targets)
+        t, c, passes, cross_entropy, miss, balance, gamma = self._parts(xp, probs, targets)
         zero = xp.zeros_like(c)
         one = xp.ones_like(c)
         inf = xp.full_like(c, float("inf"))
@@ -224,10 +237,10 @@ class BinaryFocalLoss(CheckedValues):
         d_cross_entropy = d_log_p + d_log_q
         if passes is not None:
             d_cross_entropy = xp.where(passes, d_cross_entropy, zero)
-        grad = d_cross_entropy * miss**self.gamma
-        if self.gamma:  # the modulating factor's slope (skipped: 0 * inf would be NaN)
+        grad = d_cross_entropy * miss**gamma
+        if may_be_nonzero(gamma):  # the modulating factor's slope (skipped: 0 * inf is NaN)
             slope = (1.0 - 2.0 * t) * cross_entropy
-            grad = grad + self.gamma * _power_or_zero(xp, miss, self.gamma - 1.0) * slope
+            grad = grad + gamma * _power_or_zero(xp, miss, gamma - 1.0) * slope
         if balance is not None:
             grad = grad * balance
         grad = grad * reduce_backward(

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import check_reduction
-from ._class_targets import cast_weight
+from ._checks import Hyperparameter, check_reduction
+from ._class_targets import cast_weight, label_smoothing_in
 from ._elementwise_targets import (
     as_broadcast_weight,
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, namespace_of
-from ._native import fused_sigmoid_cross_entropy, sigmoid
+from ._native import fused_sigmoid_cross_entropy, is_differentiable_spelling, sigmoid, softplus
 from ._reduction import reduce_backward, reduce_losses
 
 
@@ -35,6 +35,20 @@ def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None)
     fused = fused_sigmoid_cross_entropy(xp, x, t, pos_weight)
     if fused is not None:
         return fused
+    if is_differentiable_spelling():
+        # |x| has a zero derivative at 0 under autodiff; instead each sign takes its own
+        # non-negative branch, fed a safe input where it is not taken:
+        # x >= 0: (1 - t) x + L softplus(-x);  x < 0: -pw t x + L softplus(x)
+        log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * t
+        positive = x >= 0
+        zero = xp.zeros_like(x)
+        x_pos, x_neg = xp.where(positive, x, zero), xp.where(positive, zero, x)
+        pos_t = t if pos_weight is None else pos_weight * t
+        return xp.where(
+            positive,
+            (1.0 - t) * x_pos + log_weight * softplus(xp, -x_pos),
+            -pos_t * x_neg + log_weight * softplus(xp, x_neg),
+        )
     a = xp.abs(x)
     softplus_of_minus_a = xp.log1p(xp.exp(-a))
     if pos_weight is None:
@@ -55,9 +69,12 @@ def sigmoid_cross_entropy_grad(xp: Any, x: Any, t: Any, pos_weight: Any | None) 
 
 @dataclass(frozen=True)
 class SigmoidCrossEntropy(CheckedValues):
-    r"""Element-wise cross entropy of :math:`\sigma(x)` against targets in [0, 1]."""
+    r"""Element-wise cross entropy of :math:`\sigma(x)` against targets in [0, 1].
 
-    label_smoothing: float = 0.0
+    ``label_smoothing`` may be a 0-d array (traced or differentiated; see ``_evaluate``).
+    """
+
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
 
     def check(
@@ -91,7 +108,7 @@ class SigmoidCrossEntropy(CheckedValues):
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
+        t = self._targets(xp, targets, x)
         pos_weight = cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
         losses = sigmoid_cross_entropy_terms(xp, x, t, pos_weight)
         if class_weight is not None:
@@ -105,11 +122,15 @@ class SigmoidCrossEntropy(CheckedValues):
             denominator,
         )
 
+    def _targets(self, xp: Any, targets: Any, x: Any) -> Any:
+        eps = label_smoothing_in(xp, self.label_smoothing, x, checked=self.values_checked)
+        return smoothed_targets(xp, targets, eps, x.dtype, checked=self.values_checked)
+
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         logits, targets, pos_weight, class_weight, denominator = residuals
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
-        t = smoothed_targets(xp, targets, self.label_smoothing, dtype, checked=self.values_checked)
+        t = self._targets(xp, targets, x)
         grad = sigmoid_cross_entropy_grad(
             xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
         )
@@ -125,7 +146,7 @@ def sigmoid_cross_entropy(
     *,
     pos_weight: Any | None = None,
     class_weight: Any | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -145,7 +166,8 @@ def sigmoid_cross_entropy(
         targets: the same shape exactly (bool and integer targets are cast); values in [0, 1].
         pos_weight: weight of the positive term, broadcast against ``logits`` (e.g. ``(C,)``).
         class_weight: weight of each element's loss, broadcast against ``logits`` (e.g. ``(C,)``).
-        label_smoothing: :math:`\varepsilon \in [0, 1]` (Keras / optax convention).
+        label_smoothing: :math:`\varepsilon \in [0, 1]` (Keras / optax convention); a number or
+            a 0-d array (traced or differentiated), as in :func:`softmax_cross_entropy`.
         reduction: ``"none"`` (element-wise), ``"sum"``, ``"mean"`` or ``"sum_over_batch_size"``
             (both divide by the number of elements; weights only rescale, as in PyTorch).
         validate: check targets and weights on eager arrays.

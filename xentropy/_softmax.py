@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import check_reduction
+from ._checks import Hyperparameter, check_reduction, may_be_nonzero
 from ._class_targets import (
     SparseTargets,
     as_weight_array,
@@ -14,17 +14,19 @@ from ._class_targets import (
     dense_target_weights,
     gathered_weight,
     is_sparse,
+    label_smoothing_in,
     move_class_axis_back,
     move_class_axis_last,
     nan_where,
     sparse_targets,
     target_weight,
 )
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._native import (
     add_at_index,
     has_fused_softmax,
+    has_mutable_arrays,
     log_softmax,
     log_sum_exp_keeping_exps,
     softmax,
@@ -41,11 +43,12 @@ class SoftmaxCrossEntropy(CheckedValues):
     With :math:`\log p = \operatorname{log\_softmax}(z)` and target weights :math:`a_{ic}`
     (see ``_class_targets``), :math:`\ell_i = -\sum_c a_{ic} \log p_{ic}` and
     :math:`\partial \ell_i / \partial z_{ic} = p_{ic} \sum_k a_{ik} - a_{ic}`.
+    ``label_smoothing`` may be a 0-d array (traced or differentiated; see ``_evaluate``).
     """
 
     axis: int = -1
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
+    label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
 
     def check(self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
@@ -69,7 +72,7 @@ class SoftmaxCrossEntropy(CheckedValues):
         z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
-        eps = self.label_smoothing
+        eps = label_smoothing_in(xp, self.label_smoothing, z, checked=self.values_checked)
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
         fused = has_fused_softmax(xp)
         log_p = log_softmax(xp, z) if fused else None
@@ -89,11 +92,11 @@ class SoftmaxCrossEntropy(CheckedValues):
             losses = -(1.0 - eps) * log_p_target
             if example_weight is not None:
                 losses = losses * example_weight
-            if eps:
+            if may_be_nonzero(eps):
                 losses = losses - eps / num_classes * self._summed_log_p(xp, z, log_p, lse, w)
             losses = sparse.masked(xp, losses)
         else:
-            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype)
+            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
             if log_p is not None:
                 losses = -weighted_sum(xp, a, log_p, overwrite=True)
             else:
@@ -107,11 +110,20 @@ class SoftmaxCrossEntropy(CheckedValues):
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         shift, log_sum = (None, None) if lse is None else lse
-        residuals = (logits, targets, class_weight, shift, log_sum, exps, denominator)
+        # With class indices the fused log p (untouched above) is what the backward needs, as
+        # for PyTorch's own loss: the logits may then be edited in place before the backward.
+        # (TensorFlow's tensors are immutable: it keeps the logits and a smaller footprint.)
+        keep_log_p = fused and is_sparse(logits, targets) and has_mutable_arrays(xp)
+        kept_log_p = log_p if keep_log_p else None
+        kept_logits = logits if kept_log_p is None else None
+        residuals = (
+            kept_logits, kept_log_p, targets, class_weight, shift, log_sum, exps, denominator,
+            logits.dtype,
+        )  # fmt: skip
         return xp.astype(loss, logits.dtype), residuals
 
     def _dense_weights(
-        self, xp: Any, targets: Any, num_classes: int, w: Any | None, dtype: Any
+        self, xp: Any, targets: Any, num_classes: int, w: Any | None, dtype: Any, eps: Any
     ) -> tuple[Any, Any | None]:
         """Target weights :math:`a` of probability targets, and the rows holding a bad target.
 
@@ -125,7 +137,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             sparse=None,
             num_classes=num_classes,
             class_weight=w,
-            label_smoothing=self.label_smoothing,
+            label_smoothing=eps,
             dtype=dtype,
             checked=True,  # bad rows are set to NaN whole, below
         )
@@ -151,15 +163,21 @@ class SoftmaxCrossEntropy(CheckedValues):
         return xp.sum((z - m[..., None]) * w, axis=-1) - xp.sum(w) * s
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
-        logits, targets, class_weight, shift, log_sum, exps, denominator = residuals
+        logits, log_p, targets, class_weight, shift, log_sum, exps, denominator, out_dtype = (
+            residuals
+        )
         lse = None if shift is None else (shift, log_sum)
-        dtype = compute_dtype(xp, logits.dtype)
-        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        if log_p is None:
+            dtype = compute_dtype(xp, logits.dtype)
+            z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+            like = z
+        else:
+            z, like, dtype = None, log_p, log_p.dtype
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
-        num_classes = z.shape[-1]
+        num_classes = like.shape[-1]
         g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        eps = self.label_smoothing
-        if is_sparse(logits, targets):
+        eps = label_smoothing_in(xp, self.label_smoothing, like, checked=self.values_checked)
+        if is_sparse(like, targets):
             sparse = self._sparse(xp, targets, num_classes)
             keep = sparse.keep_as(xp, dtype)
             row_g = g * keep  # (N,) upstream gradient, 0 for ignored examples
@@ -168,24 +186,25 @@ class SoftmaxCrossEntropy(CheckedValues):
                 row_g if example_weight is None else example_weight * row_g
             )
             scale = target_scale
-            if eps:
+            if may_be_nonzero(eps):
                 total_weight = num_classes if w is None else xp.sum(w)
                 scale = scale + eps / num_classes * total_weight * row_g
             # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
             # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
             scale = nan_where(xp, sparse.invalid, scale)
-            grad = softmax(xp, z, lse, exps, row_scale=scale)  # ours: updated in place below
+            # ours: updated in place below
+            grad = softmax(xp, z, lse, exps, row_scale=scale, log_p=log_p)
             grad = add_at_index(xp, grad, sparse.index, -target_scale)
-            if eps:
+            if may_be_nonzero(eps):
                 spread = (eps / num_classes * row_g)[..., None]
                 grad -= spread if w is None else spread * w
         else:
-            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype)
+            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
             row_g = g[..., None]
             scale = nan_where(xp, bad_rows, xp.sum(a, axis=-1) * g)
             grad = softmax(xp, z, lse, exps, row_scale=scale)  # ours: updated in place below
             grad = subtract_product(xp, grad, a, row_g)
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), logits.dtype, copy=False)
+        return xp.astype(move_class_axis_back(xp, grad, self.axis), out_dtype, copy=False)
 
 
 def softmax_cross_entropy(
@@ -195,7 +214,7 @@ def softmax_cross_entropy(
     axis: int = -1,
     class_weight: Any | None = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -218,7 +237,9 @@ def softmax_cross_entropy(
         class_weight: ``(C,)`` non-negative weights per class.
         ignore_index: a class index whose examples count neither in the loss nor in the mean's
             denominator (class-index targets only; there is no default sentinel).
-        label_smoothing: :math:`\varepsilon \in [0, 1]`.
+        label_smoothing: :math:`\varepsilon \in [0, 1]`: a number, or a 0-d array (traced
+            under ``jax.jit`` / ``tf.function`` / ``torch.compile``, or differentiated: the loss
+            is differentiable with respect to it). A traced value outside ``[0, 1]`` gives NaN.
         reduction: ``"none"`` (per-example losses, leading dims kept), ``"sum"``, ``"mean"``
             (divided by the summed class weight of non-ignored class-index targets, or by the
             number of examples for probability targets) or ``"sum_over_batch_size"``.
@@ -259,7 +280,7 @@ def softmax_inputs(
     *,
     axis: int,
     ignore_index: int | None,
-    label_smoothing: float,
+    label_smoothing: Hyperparameter,
     checked: bool,
 ) -> SoftmaxInputs:
     """Everything the losses built on ``softmax(logits)`` and dense target weights share.
@@ -281,7 +302,7 @@ def softmax_inputs(
         sparse=sparse,
         num_classes=num_classes,
         class_weight=w,
-        label_smoothing=label_smoothing,
+        label_smoothing=label_smoothing_in(xp, label_smoothing, z, checked=checked),
         dtype=dtype,
         checked=checked,
     )

@@ -10,11 +10,20 @@ measures; ``LinearCrossEntropy.backward`` returns the gradients of ``(hidden, we
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._binary import BinaryCrossEntropy
 from ._categorical import CategoricalCrossEntropy
 from ._class_targets import as_weight_array
 from ._elementwise_targets import as_broadcast_weight
-from ._evaluate import LossOperator, check_inputs, checked_operator, evaluate
+from ._evaluate import (
+    LossOperator,
+    array_hyperparameters,
+    check_inputs,
+    checked_operator,
+    differentiable_loss,
+    evaluate,
+)
 from ._focal import SigmoidFocalLoss, SoftmaxFocalLoss
 from ._information import InformationMeasure
 from ._linear import LinearCrossEntropy
@@ -46,6 +55,23 @@ def op_gradient_positions(op: LossOperator, num_arrays: int) -> tuple[int, ...]:
     return (op_prediction_position(op, num_arrays),)
 
 
+def op_differentiable_positions(op: LossOperator, arrays: tuple[Any, ...]) -> tuple[int, ...]:
+    """Indices of the inputs with a derivative: every floating array among ``arrays``.
+
+    Integer and bool inputs (class indices, masks) have none, as in the frameworks. Those of
+    ``op_gradient_positions`` get theirs from ``op.backward``; the rest (probability targets,
+    weights) from the framework's autodiff of :func:`differentiable_loss`.
+    """
+    xp = namespace_of(*arrays)
+    return tuple(
+        i
+        for i, a in enumerate(arrays)
+        if a is not None
+        and not isinstance(a, (bool, int, float))
+        and xp.isdtype(a.dtype, "real floating")
+    )
+
+
 __all__ = [
     "BinaryCrossEntropy",
     "BinaryFocalLoss",
@@ -60,14 +86,17 @@ __all__ = [
     "SigmoidFocalLoss",
     "SoftmaxCrossEntropy",
     "SoftmaxFocalLoss",
+    "array_hyperparameters",
     "as_broadcast_weight",
     "as_weight_array",
     "check_inputs",
     "checked_operator",
     "compute_dtype",
+    "differentiable_loss",
     "evaluate",
     "is_lazy",
     "namespace_of",
+    "op_differentiable_positions",
     "op_gradient_positions",
     "op_prediction_position",
 ]

@@ -24,9 +24,12 @@ this module                                    optax (0.2.8) / xentropy core ope
 
 Names, argument order, keyword-only markers and defaults are optax's; each function returns
 per-example losses as optax does (the core runs with ``reduction="none"``) and takes one extra
-keyword-only argument, ``validate=True``. Gradients are the core's analytic backward, registered
-with ``jax.custom_vjp`` (JAX never differentiates through the forward); ``jax.jit``,
-``jax.vmap`` and ``jax.grad`` work.
+keyword-only argument, ``validate=True``. Each loss is a ``jax.custom_jvp`` (see
+``_custom_derivative``): every JAX transform works (``jax.grad``, ``jax.vjp``, ``jax.jvp``,
+``jax.jacfwd``, ``jax.jacrev``, ``jax.hessian``, ``jax.vmap``, ``jax.checkpoint``,
+``jax.lax.scan``, ``jax.jit``), at any order. The gradient of the logits is the core's analytic
+backward (JAX never differentiates through the forward for it); soft labels, weights, traced
+options and higher orders are differentiated exactly, as optax differentiates them.
 
 Where the results differ from optax (each difference is tested in
 ``tests/test_jax_adapter.py``; the ids refer to ``reference/anchors-bad-input.md``):
@@ -51,17 +54,16 @@ Where the results differ from optax (each difference is tested in
   masked logit. ``poly_loss_cross_entropy`` also accepts a per-example mask (optax raises).
 * **16-bit inputs** are computed in float32 and rounded once to the input dtype; optax computes
   in the input dtype.
-* **Static options**: ``alpha``, ``gamma`` and ``epsilon`` must be Python numbers or concrete
-  0-d arrays (they are compiled into the loss); optax also takes per-element and traced arrays.
-* **Gradients** are taken with respect to the logits only. Differentiating with respect to
-  floating labels raises TypeError (optax differentiates through them); wrap fixed soft targets
-  in ``jax.lax.stop_gradient``. Integer labels get ``float0`` zero cotangents. Forward-mode
-  differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) is not available, as for any
-  ``jax.custom_vjp``.
+* **Options**: ``alpha``, ``gamma`` and ``epsilon`` are numbers or 0-d arrays, traced and
+  differentiable as in optax (``jax.jit(poly_loss_cross_entropy)(x, y, epsilon=e)``); optax's
+  per-element ``alpha`` arrays raise ValueError.
+* **Gradients** exist for the logits and every floating label, as in optax. Integer labels get
+  ``float0`` zero cotangents. Where a label is ``where``-masked out, its derivative is 0 (optax:
+  NaN, from ``0 * -inf``).
 * ``poly_loss_cross_entropy`` accepts integer and bool one-hot labels (optax raises TypeError).
 """
 
-from ._custom_vjp import apply_op
+from ._custom_derivative import apply_op
 from .fused import linear_cross_entropy
 from .losses import (
     poly_loss_cross_entropy,

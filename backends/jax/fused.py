@@ -2,7 +2,10 @@
 
 optax has no such function; this one keeps the core's signature (``ignore_index`` has no
 default sentinel) and registers the core's chunked backward for ``hidden``, ``weight`` and
-``bias`` through the adapter's ``jax.custom_vjp``.
+``bias`` through the adapter's ``jax.custom_jvp``: ``jax.grad`` of a reduced loss (and of
+``hidden`` for ``reduction="none"``) never materialises the ``(N, V)`` logits. Forward mode,
+higher orders, the weight of a per-example loss and traced ``softcap`` / ``z_loss`` /
+``label_smoothing`` are differentiated exactly, through the core's differentiable forward.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import jax
 
 from xentropy.ops import LinearCrossEntropy
 
-from ._custom_vjp import apply_op
+from ._custom_derivative import apply_op
 
 
 def linear_cross_entropy(
@@ -30,7 +33,7 @@ def linear_cross_entropy(
     reduction: str = "mean",
     validate: bool = True,
 ) -> jax.Array:
-    """:func:`xentropy.linear_cross_entropy` on JAX arrays, differentiable with ``jax.grad``."""
+    """:func:`xentropy.linear_cross_entropy` on JAX arrays, under every JAX transform."""
     op = LinearCrossEntropy(
         chunk_size=chunk_size,
         softcap=softcap,

@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from xentropy import ops
 
-from ._custom_vjp import apply_op
+from ._custom_derivative import apply_op
 
 Axis = int | tuple[int, ...] | None
 
@@ -33,17 +33,6 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
 ]
-
-
-def _static_number(name: str, value: Any) -> float:
-    """A loss option as a Python float (it is a static field of the hashable core operator)."""
-    try:
-        return float(value)
-    except TypeError as exc:  # includes jax.errors.ConcretizationTypeError for tracers
-        raise TypeError(
-            f"{name} must be a Python number or a concrete 0-d array, because xentropy "
-            f"compiles it into the loss as a constant; got {value!r}"
-        ) from exc
 
 
 def _class_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
@@ -281,9 +270,10 @@ def sigmoid_focal_loss(
     Args:
         logits: floating logits, any shape.
         labels: labels in ``[0, 1]`` with the shape of ``logits`` exactly.
-        alpha: weight of the positives in ``[0, 1]``, or None. A Python number (or concrete
-            0-d array): optax's per-element ``alpha`` arrays and traced values are not accepted.
-        gamma: focusing exponent, a number ``>= 0`` (same restriction as ``alpha``).
+        alpha: weight of the positives in ``[0, 1]``, or None. A number or a 0-d array, which
+            may be traced and differentiated (optax's per-element ``alpha`` arrays raise
+            ValueError). A traced value outside its range gives NaN losses.
+        gamma: focusing exponent, a number ``>= 0`` or a 0-d array (as ``alpha``).
         validate: on concrete inputs, labels outside ``[0, 1]`` raise ValueError.
 
     Returns:
@@ -295,8 +285,8 @@ def sigmoid_focal_loss(
     [0.1732...]
     """
     op = ops.SigmoidFocalLoss(
-        gamma=_static_number("gamma", gamma),
-        alpha=None if alpha is None else _static_number("alpha", alpha),
+        gamma=gamma,
+        alpha=alpha,
         reduction="none",
     )
     return apply_op(op, jnp.asarray(logits), jnp.asarray(labels), validate=validate)
@@ -322,7 +312,8 @@ def poly_loss_cross_entropy(
         logits: unnormalised log probabilities, floating, classes along ``axis``.
         labels: class probabilities with the shape of ``logits`` exactly (integer and bool
             one-hot labels are cast; optax raises TypeError for them).
-        epsilon: the coefficient of the poly-1 term, a Python number (or concrete 0-d array).
+        epsilon: the coefficient of the poly-1 term, a number or a 0-d array (which may be
+            traced and differentiated, as in optax).
         axis: the class axis, a tuple of axes, or None for all axes.
         where: as in :func:`softmax_cross_entropy`; a fully masked example gives 0. A
             per-example mask is accepted here too (optax only accepts one that broadcasts
@@ -350,7 +341,7 @@ def poly_loss_cross_entropy(
         labels = jnp.where(mask, labels, jnp.zeros_like(labels))
     op = ops.Poly1CrossEntropy(
         axis=_core_axis(axis, class_axes),
-        epsilon=_static_number("epsilon", epsilon),
+        epsilon=epsilon,
         reduction="none",
     )
     loss = apply_op(

@@ -37,8 +37,10 @@ hold configuration, and Keras's base class applies ``sample_weight``, masks and 
 ``keras.saving.register_keras_serializable(package="xentropy")``, so a model compiled with them
 survives ``model.save`` / ``keras.models.load_model`` without ``custom_objects``. On each Keras
 backend the loss runs through that backend's adapter, which registers the core's analytic backward
-with its autodiff: ``tf.custom_gradient`` (TensorFlow), ``jax.custom_vjp`` (JAX),
-``torch.autograd.Function`` (PyTorch); ``model.fit`` therefore trains with the core's gradient.
+with its autodiff: ``tf.custom_gradient`` (TensorFlow), ``jax.custom_jvp`` (JAX),
+``torch.autograd.Function`` (PyTorch); ``model.fit`` therefore trains with the core's gradient,
+and every other derivative (``y_true``, second order, forward mode) is the backend's own autodiff
+of the core's exact forward.
 Keras's NumPy backend (no training) evaluates the core directly.
 
 Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
@@ -82,9 +84,8 @@ Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
   ``from_config`` rebuilds the same loss. The options are plain attributes read at each call.
 * **Dtypes**: 16-bit inputs (``dtype="float16"`` or a mixed-precision policy) are computed in
   float32 and rounded once to the loss dtype (Keras computes in the 16-bit dtype).
-* **Gradients** are taken with respect to ``y_pred`` only; ``y_true`` is a constant (as in any
-  training loop). On PyTorch a second derivative raises RuntimeError; on JAX forward-mode
-  differentiation is unavailable (``jax.custom_vjp``).
+* **Gradients**: every floating input is differentiable, ``y_true`` included, at any order and
+  in both modes, as the backend's own autodiff of Keras's losses would be.
 """
 
 from . import losses

@@ -8,7 +8,7 @@ backward with the backend's autodiff:
 Keras backend  adapter entry point
 ============  =======================================================================
 tensorflow    ``xentropy.backends.tensorflow.apply_op`` (``tf.custom_gradient``)
-jax           ``xentropy.backends.jax.apply_op`` (``jax.custom_vjp``)
+jax           ``xentropy.backends.jax.apply_op`` (``jax.custom_jvp``)
 torch         ``xentropy.backends.torch._autograd.apply`` (``torch.autograd.Function``)
 numpy         ``xentropy.ops.evaluate`` (Keras's NumPy backend has no gradients)
 ============  =======================================================================

@@ -1,11 +1,13 @@
-"""TensorFlow dialect of xentropy: ``tf.nn``'s cross-entropy functions with analytic gradients.
+"""TensorFlow dialect of xentropy: ``tf.nn``'s cross-entropy functions, differentiable as they are.
 
 * :mod:`~xentropy.backends.tensorflow.nn`: ``softmax_cross_entropy_with_logits``,
   ``sparse_softmax_cross_entropy_with_logits``, ``sigmoid_cross_entropy_with_logits`` and
   ``weighted_cross_entropy_with_logits`` with ``tf.nn``'s signatures (differences in its
   docstring).
-* :func:`apply_op`: any core operator of ``xentropy.ops`` as a TensorFlow loss whose gradient is
-  the operator's analytic backward (``tf.custom_gradient``); the Keras adapter uses it on the
+* :func:`apply_op`: any core operator of ``xentropy.ops`` as a TensorFlow loss, differentiable in
+  every floating input and at any order; a first-order gradient of the prediction is the
+  operator's analytic backward (``tf.custom_gradient``). The core runs its functions on
+  ``tf.Tensor`` and ``tf.Variable`` inputs through it, and the Keras adapter uses it on the
   TensorFlow backend.
 * :func:`linear_cross_entropy` (:mod:`.fused`): the final projection fused with the softmax
   cross entropy, never materialising the ``(N, V)`` logits.

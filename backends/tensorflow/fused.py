@@ -1,7 +1,9 @@
 """Fused linear cross entropy for TensorFlow: the projection and the loss without the logits.
 
 ``tf.nn`` has no such function; this one keeps the core's signature and registers the core's
-chunked backward for ``hidden``, ``weight`` and ``bias`` through ``tf.custom_gradient``.
+chunked backward for ``hidden``, ``weight`` and ``bias`` through ``tf.custom_gradient`` as the
+first-order gradient; higher orders (nested tapes, ``tf.gradients`` of ``tf.gradients``)
+differentiate the core's forward, as for an unfused loss.
 """
 
 from __future__ import annotations

@@ -4,10 +4,16 @@ Drop-in replacements for ``tf.nn.softmax_cross_entropy_with_logits``,
 ``tf.nn.sparse_softmax_cross_entropy_with_logits``, ``tf.nn.sigmoid_cross_entropy_with_logits``
 and ``tf.nn.weighted_cross_entropy_with_logits``: the same names, signatures, argument order and
 defaults, plus one keyword-only argument after ``name``, ``validate=True`` (below); per-example
-(unreduced) results in the dtype of ``logits``, with the core's analytic gradient registered
-through ``tf.custom_gradient``. They run eagerly, inside ``tf.function`` (unknown ``None``
-dimensions included) and under XLA (``jit_compile=True``), and never turn on TensorFlow's NumPy
-behaviour.
+(unreduced) results in the dtype of ``logits``. They run eagerly, inside ``tf.function`` (unknown
+``None`` dimensions included) and under XLA (``jit_compile=True``), and never turn on TensorFlow's
+NumPy behaviour.
+
+They are differentiable wherever ``tf.nn``'s are: with respect to ``logits``, soft ``labels`` and
+``pos_weight`` (class indices get ``None``), at any order (nested ``tf.GradientTape``,
+``tf.gradients`` of ``tf.gradients`` in graph mode, ``grad_ys`` of unknown rank), and in forward
+mode (``tf.autodiff.ForwardAccumulator``). A first-order gradient of ``logits`` is the core's
+analytic backward, registered through ``tf.custom_gradient``; everything else differentiates the
+core's forward (see ``xentropy.backends.tensorflow._custom_gradient``).
 
 Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platform-dependent):
 
@@ -27,15 +33,14 @@ Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platfo
   synchronisation on GPUs. ``validate=False`` skips them, as tracing does: an invalid value then
   gives NaN for the affected examples (loss and gradient) instead of an error. Shapes and
   dtypes are checked either way.
-* **No gradient for labels or ``pos_weight``.** ``tf.nn`` also backpropagates into ``labels``
-  (``tf.nn.softmax_cross_entropy_with_logits`` documents it; the sigmoid functions do it through
-  their ops); here only ``logits`` gets a gradient, as if ``labels`` went through
-  ``tf.stop_gradient``.
 * **Gradients are the exact derivative** where ``tf.nn``'s are not: for label rows summing to
   :math:`s \ne 1` the softmax gradient is :math:`s\,\mathrm{softmax}(z) - t` (``tf.nn``'s fused
   kernel returns :math:`\mathrm{softmax}(z) - t`, which its docs call incorrect), and at
   ``logits == 0`` exactly the weighted gradient is :math:`(1 - t)/2 - q t/2` (``tf.nn`` gives
-  :math:`1 - t`, from the zero subgradient of ``abs`` at 0).
+  :math:`1 - t`, from the zero subgradient of ``abs`` at 0). Likewise the mixed second derivative
+  of the dense softmax, :math:`\partial^2 \ell / \partial t_c\, \partial z_j`, is
+  :math:`\mathrm{softmax}(z)_j - [j = c]` here and 0 in ``tf.nn`` (whose kernel's logits gradient
+  is not differentiated in the labels); the second derivative in the logits alone is the same.
 * **Label dtypes are cast, not required to match.** ``tf.nn``'s sigmoid functions need labels of
   the logits' dtype and the sparse function ``int32``/``int64`` labels; here soft labels of any
   real, integer or bool dtype are cast to the compute dtype, and class indices may be any integer
@@ -45,7 +50,9 @@ Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platfo
   dense softmax) but computes the sigmoid functions and sparse ``bfloat16`` in the 16-bit dtype,
   so the two agree to the 16-bit dtype's rounding, not bit for bit.
 * **Rank mismatches** raise ``ValueError`` in the dense softmax too (labels of lower rank would
-  otherwise read as class indices).
+  otherwise read as class indices). Labels of unknown static rank (``tf.squeeze`` inside a
+  ``tf.function``) are accepted, as in ``tf.nn``; their shape is then checked when the graph runs
+  (``InvalidArgumentError``).
 * **The class dimension must be known statically** (softmax functions): inside ``tf.function``
   every other dimension may be ``None``, but ``logits.shape[axis]`` must be a number
   (``ValueError`` otherwise); ``tf.nn`` also accepts an unknown class dimension.
@@ -96,6 +103,39 @@ def _require_rank(labels: tf.Tensor, rank: int, why: str) -> None:
         raise ValueError(f"`labels` must have rank {rank} ({why}); got shape {labels.shape}")
 
 
+def _with_static_rank(
+    labels: tf.Tensor, logits: tf.Tensor, *, classes: bool, why: str
+) -> tf.Tensor:
+    """Labels of unknown static rank, given the shape they must have: that of ``logits``, without
+    its last (class) axis if ``classes``.
+
+    ``tf.squeeze`` of a ``[None, 1]`` tensor inside ``tf.function`` has an unknown rank;
+    ``tf.nn`` accepts such labels and checks them at run time, and so does this: their rank and
+    shape are asserted when the graph runs, and their static shape is set to the expected one,
+    which the core's checks need. The ops are identities for the values and the gradient.
+    Labels of known rank, and logits of unknown rank, are returned unchanged.
+    """
+    if labels.shape.rank is not None or logits.shape.rank is None:
+        return labels
+    shape, expected = logits.shape, tf.shape(logits, out_type=tf.int64)
+    if classes:
+        shape, expected = shape[:-1], expected[:-1]
+    # One predicate for rank and shape: comparing shape vectors of different lengths would fail
+    # on its own, with a message that names neither labels nor logits.
+    actual = tf.shape(labels, out_type=tf.int64)
+    padded = tf.concat([actual, tf.fill([shape.rank], tf.constant(-1, tf.int64))], 0)
+    same = tf.logical_and(
+        tf.equal(tf.size(actual), shape.rank),
+        tf.reduce_all(tf.equal(padded[: shape.rank], expected)),
+    )
+    which = "the shape of logits" + (" without the class axis" if classes else "")
+    check = tf.debugging.Assert(
+        same, [f"`labels` must have {which} ({why}); got shape", actual, "expected", expected]
+    )
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(labels, shape)
+
+
 @tf.autograph.experimental.do_not_convert
 def softmax_cross_entropy_with_logits(
     labels: Any, logits: Any, axis: int = -1, name: str | None = None, *, validate: bool = True
@@ -135,7 +175,9 @@ def softmax_cross_entropy_with_logits(
         logits = tf.convert_to_tensor(logits, name="logits")
         labels = tf.convert_to_tensor(labels, name="labels")
         _require_known_classes(logits, axis)
-        _require_rank(labels, logits.shape.rank, f"the rank of logits {logits.shape}")
+        why = f"the rank of logits {logits.shape}"
+        labels = _with_static_rank(labels, logits, classes=False, why=why)
+        _require_rank(labels, logits.shape.rank, why)
         op = SoftmaxCrossEntropy(axis=axis, reduction="none")
         return apply_op(op, logits, labels, None, validate=validate)
 
@@ -181,7 +223,9 @@ def sparse_softmax_cross_entropy_with_logits(
         _require_known_classes(logits, -1)
         if logits.shape.rank == 0:
             raise ValueError(f"`logits` cannot be a scalar; got logits={logits!r}")
-        _require_rank(labels, logits.shape.rank - 1, f"logits have shape {logits.shape}")
+        why = f"logits have shape {logits.shape}"
+        labels = _with_static_rank(labels, logits, classes=True, why=why)
+        _require_rank(labels, logits.shape.rank - 1, why)
         op = SoftmaxCrossEntropy(axis=-1, reduction="none")
         return apply_op(op, logits, labels, None, validate=validate)
 
@@ -220,6 +264,7 @@ def sigmoid_cross_entropy_with_logits(
     with tf.name_scope(name or "logistic_loss"):
         logits = tf.convert_to_tensor(logits, name="logits")
         labels = tf.convert_to_tensor(labels, name="labels")
+        labels = _with_static_rank(labels, logits, classes=False, why="the shape of logits")
         op = SigmoidCrossEntropy(reduction="none")
         return apply_op(op, logits, labels, None, None, validate=validate)
 
@@ -267,6 +312,7 @@ def weighted_cross_entropy_with_logits(
     with tf.name_scope(name or "logistic_loss"):
         logits = tf.convert_to_tensor(logits, name="logits")
         labels = tf.convert_to_tensor(labels, name="labels")
+        labels = _with_static_rank(labels, logits, classes=False, why="the shape of logits")
         weight = as_broadcast_weight(namespace_of(logits), pos_weight, logits)
         op = SigmoidCrossEntropy(reduction="none")
         return apply_op(op, logits, labels, weight, None, validate=validate)

@@ -12,11 +12,13 @@ Every loss keeps PyTorch's name, argument order and defaults (``ignore_index=-10
 clamp of ``binary_cross_entropy``'s logs, legacy ``size_average`` / ``reduce``), plus one
 keyword-only argument after them, ``validate=True``: the eager check of target values and
 weights, a device synchronisation on GPUs (``validate=False`` skips it; invalid values then give
-NaN rows). The value and the gradient come from the xentropy core, the gradient through one
-``torch.autograd.Function`` running the core's analytic backward. It works eagerly and under
-``torch.compile``. The
+NaN rows). The value and the gradient come from the xentropy core: the first-order gradient of
+the prediction through one ``torch.autograd.Function`` running the core's analytic backward,
+every other derivative (double backward, forward mode, ``torch.func`` transforms, targets and
+weights) by autograd of the core's exact forward. It works eagerly, under ``torch.compile``,
+``torch.func`` and ``torch.autocast``, and the modules script (``torch.jit.script``). The
 deliberate differences from PyTorch (``ValueError`` on bad values, 0 gradient where the BCE log
-clamp is active, no gradient for targets and weights, ...) are listed in :mod:`.functional`.
+clamp is active, gradients for weights, ...) are listed in :mod:`.functional`.
 :func:`linear_cross_entropy` (:mod:`.fused`) fuses ``F.linear`` with ``F.cross_entropy`` for
 large vocabularies.
 """

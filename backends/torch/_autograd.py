@@ -1,25 +1,41 @@
-"""One ``torch.autograd.Function`` for every core loss operator.
+"""One ``torch.autograd.Function`` for every core loss operator, and the exact path beside it.
 
-:func:`apply` checks the inputs with the core (value checks only eagerly and with
-``validate=True``: under ``torch.compile`` the core sees ``torch.compiler.is_compiling()`` and
-skips them), then runs
-:class:`CoreLoss`, whose ``forward`` is the operator's ``forward`` (under autograd's no-grad
-mode, so no graph is recorded through it) and whose ``backward`` is the operator's analytic
-``backward``. The operator is a frozen dataclass of static options and travels on ``ctx``; the
-tensors among its residuals are saved with ``ctx.save_for_backward``.
+:func:`apply` checks the inputs with the core, then takes one of two paths:
 
-Only the inputs of ``op_gradient_positions`` get a gradient (the prediction; the hidden states,
-weight and bias of ``LinearCrossEntropy``). Another input that needs one
-(targets, weights) makes ``backward`` raise ``RuntimeError`` naming it, as PyTorch does for a
-derivative it does not implement; inputs that need none get ``None``.
+* the FAST PATH, :class:`CoreLoss`: ``forward`` is the operator's ``forward`` (under autograd's
+  no-grad mode, so no graph is recorded through it) and ``backward`` the operator's analytic
+  first-order ``backward`` of the prediction (``op_gradient_positions``: the logits or
+  probabilities; the hidden states, weight and bias of ``LinearCrossEntropy``). It is taken when
+  that is all autograd can ask for: no array hyperparameter (``ops.array_hyperparameters``), no
+  forward-mode dual level active (``torch.autograd.forward_ad``), no ``torch.func`` transform
+  active (``grad``, ``vmap``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``), and no floating
+  input outside the gradient positions (probability targets, BCE targets, weights) requiring
+  grad.
+* otherwise the EXACT PATH, ``ops.differentiable_loss``: the operator's forward written with
+  out-of-place torch ops whose derivatives are right for every input and every order, which
+  torch's autograd and functorch differentiate like any other torch code (forward mode,
+  ``gradgradcheck``, ``torch.func`` transforms, per-sample gradients, gradients of targets and
+  weights).
 
-The backward is not itself differentiable (its residuals, such as the log-normaliser, are
-constants to autograd). It runs under ``no_grad``, and when autograd records a graph of it
-(``create_graph=True``: double backward, gradient penalties) the gradient is routed through
-:class:`NotTwiceDifferentiable`, so that differentiating it raises a clear ``RuntimeError``
-instead of returning a wrong second derivative. (``torch.autograd.function.once_differentiable``
-is not enough: it only guards when the incoming gradient itself requires grad, and otherwise
-returns a gradient that silently does not require grad.)
+Double backward through the fast path (``create_graph=True``: gradient penalties, MAML,
+``gradgradcheck``) works too: :meth:`CoreLoss.backward` then recomputes the gradient as
+``torch.autograd.grad`` of ``differentiable_loss`` on the saved inputs, with
+``create_graph=True``, so the gradient it returns is itself differentiable. The inputs are kept
+on ``ctx`` for that purpose, with their versions (see the last paragraph).
+
+Value checks (``validate=True``) run eagerly, outside ``torch.compile`` and outside
+``torch.func.vmap``: reading values back is data-dependent control flow, which ``vmap`` cannot
+batch. Under ``vmap`` the NaN contract stands in for them, as under ``torch.compile`` or with
+``validate=False``: an invalid class index, probability or weight gives NaN for the examples it
+reaches, loss and gradient.
+
+What the analytic backward reads is saved with ``ctx.save_for_backward``. Where that is not the
+prediction (``cross_entropy`` with class indices keeps the log-softmax, as PyTorch does), the
+prediction may be edited in place between the forward and a first-order backward. Where it is
+(the other losses keep their input; so do PyTorch's ``nll_loss`` and
+``binary_cross_entropy_with_logits``), autograd's version check raises "modified by an inplace
+operation" instead of silently using the new values; so does the exact path, which needs every
+input as it was.
 """
 
 from __future__ import annotations
@@ -27,91 +43,167 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 from torch.autograd.function import FunctionCtx
 
 from xentropy import ops
 
+_functorch = torch._C._functorch
+_VMAP = _functorch.TransformType.Vmap
+
 
 class CoreLoss(torch.autograd.Function):
-    """``CoreLoss.apply(op, names, *arrays)``: ``op.forward`` with ``op.backward`` as gradient.
+    """``CoreLoss.apply(op, *arrays)``: ``op.forward`` with ``op.backward`` as its gradient.
 
-    ``names`` (one string per array) only serves the error raised when a non-prediction input
-    needs a gradient.
+    The analytic ``backward`` gives the gradients of ``op_gradient_positions``; when autograd
+    records a graph of the backward (``create_graph=True``), or asks for another input's gradient,
+    the gradient is instead autograd's own of ``ops.differentiable_loss`` on the saved inputs.
     """
 
     @staticmethod
-    def forward(
-        ctx: FunctionCtx, op: ops.LossOperator, names: tuple[str, ...], *arrays: Any
-    ) -> torch.Tensor:
+    def forward(ctx: FunctionCtx, op: ops.LossOperator, *arrays: Any) -> torch.Tensor:
         xp = ops.namespace_of(*arrays)
         loss, residuals = op.forward(xp, *arrays)
         is_tensor = tuple(isinstance(r, torch.Tensor) for r in residuals)
-        positions = ops.op_gradient_positions(op, len(arrays))
         saved = [r for r, t in zip(residuals, is_tensor, strict=True) if t]
-        ctx.save_for_backward(*saved, *(arrays[p] for p in positions))
-        ctx.num_residuals = len(saved)
+        ctx.save_for_backward(*saved)
+        # The inputs serve only the exact path (double backward, other inputs' gradients).
+        # Kept outside save_for_backward so that editing one in place after the forward does
+        # not break a first-order backward that does not read it (as with the native losses);
+        # the exact path checks their versions itself.
+        ctx.inputs = arrays
+        ctx.versions = None if torch.compiler.is_compiling() else _versions(arrays)
         ctx.constants = tuple(None if t else r for r, t in zip(residuals, is_tensor, strict=True))
         ctx.is_tensor = is_tensor
         ctx.op = op
-        ctx.names = names
-        ctx.positions = positions
+        ctx.positions = ops.op_gradient_positions(op, len(arrays))
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        needs = ctx.needs_input_grad[2:]
-        for position, needed in enumerate(needs):
-            if needed and position not in ctx.positions:
+        needs = ctx.needs_input_grad[1:]
+        grads: list[torch.Tensor | None] = [None] * (1 + len(needs))
+        if not any(needs):
+            return tuple(grads)
+        others = any(n and p not in ctx.positions for p, n in enumerate(needs))
+        if torch.is_grad_enabled() or others:
+            if ctx.versions is not None and _versions(ctx.inputs) != ctx.versions:
                 raise RuntimeError(
-                    f"xentropy.backends.torch: the derivative for {ctx.names[position]!r} is "
-                    "not implemented (only the prediction gets a gradient); detach it"
+                    "xentropy.backends.torch: an input of this loss was modified by an inplace "
+                    "operation after the forward; the higher-order (or non-prediction) "
+                    "gradient needs its original value"
                 )
-        grads: list[torch.Tensor | None] = [None] * (2 + len(needs))
-        if any(needs[p] for p in ctx.positions):
-            saved = ctx.saved_tensors
-            inputs = saved[ctx.num_residuals :]
-            tensors = iter(saved[: ctx.num_residuals])
-            residuals = tuple(
-                next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)
-            )
-            with torch.no_grad():
-                computed = ctx.op.backward(ops.namespace_of(grad_output), residuals, grad_output)
-            if len(ctx.positions) == 1:
-                computed = (computed,)
-            for position, grad, given in zip(ctx.positions, computed, inputs, strict=True):
-                if grad is not None and needs[position]:
-                    if torch.is_grad_enabled():
-                        grad = NotTwiceDifferentiable.apply(grad, given)
-                    grads[2 + position] = grad
+            computed = exact_gradients(ctx.op, ctx.inputs, needs, grad_output)
+            for position, grad in computed.items():
+                grads[1 + position] = grad
+            return tuple(grads)
+        tensors = iter(ctx.saved_tensors)
+        residuals = tuple(
+            next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)
+        )
+        computed = ctx.op.backward(ops.namespace_of(grad_output), residuals, grad_output)
+        if len(ctx.positions) == 1:
+            computed = (computed,)
+        for position, grad in zip(ctx.positions, computed, strict=True):
+            if needs[position]:
+                grads[1 + position] = grad
         return tuple(grads)
 
 
-class NotTwiceDifferentiable(torch.autograd.Function):
-    """Identity on a gradient, recorded against its input; its backward raises."""
+def _versions(arrays: tuple[Any, ...]) -> tuple[int | None, ...]:
+    return tuple(a._version if isinstance(a, torch.Tensor) else None for a in arrays)
 
-    @staticmethod
-    def forward(ctx: FunctionCtx, grad: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-        return grad.clone()
 
-    @staticmethod
-    def backward(ctx: Any, _: torch.Tensor) -> tuple[None, None]:
-        raise RuntimeError(
-            "xentropy.backends.torch: the gradient of this loss is not differentiable "
-            "(no double backward, e.g. through a gradient penalty); the core defines only a "
-            "first derivative"
-        )
+def exact_gradients(
+    op: ops.LossOperator,
+    inputs: tuple[Any, ...],
+    needs: tuple[bool, ...],
+    grad_output: torch.Tensor,
+) -> dict[int, torch.Tensor | None]:
+    r"""``{position: g}``, :math:`g = \partial \langle \bar\ell, \ell(\text{inputs}) \rangle /
+    \partial \text{inputs}_p` for each needed position, by autograd of the exact forward.
+
+    Recorded (``create_graph=True``) when grad mode is on, so that the gradient is itself
+    differentiable (double backward).
+    """
+    positions = [p for p, needed in enumerate(needs) if needed]
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        loss = ops.differentiable_loss(op, ops.namespace_of(*inputs), *inputs)
+    computed = torch.autograd.grad(
+        loss,
+        [inputs[p] for p in positions],
+        grad_output,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
+    return dict(zip(positions, computed, strict=True))
+
+
+def _transforms() -> tuple[bool, bool]:
+    """(a ``torch.func`` transform is active, one of them is ``vmap``).
+
+    Under ``torch.compile`` dynamo handles the transforms itself, and the answer is (False,
+    False): dynamo does not trace the interpreter stack.
+    """
+    if torch.compiler.is_compiling() or _functorch.peek_interpreter_stack() is None:
+        return False, False
+    stack = _functorch.get_interpreter_stack() or ()
+    return True, any(level.key() == _VMAP for level in stack)
+
+
+def _needs_exact_path(op: ops.LossOperator, arrays: tuple[Any, ...]) -> bool:
+    """Whether autograd may ask for more than the analytic first-order backward gives.
+
+    (The caller has already answered for ``torch.func`` transforms.)
+    """
+    if forward_ad._current_level >= 0 or ops.array_hyperparameters(op):
+        return True
+    if not torch.is_grad_enabled():
+        return False
+    positions = ops.op_gradient_positions(op, len(arrays))
+    return any(
+        a is not None and a.requires_grad and p not in positions for p, a in enumerate(arrays)
+    )
 
 
 def apply(
     op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool = True
 ) -> torch.Tensor:
-    """Check ``arrays`` with the core, then run ``op`` with its analytic backward.
+    """Check ``arrays`` with the core, then run ``op`` on the fast or the exact path (above).
 
     ``validate`` turns the value checks (class-index range, probabilities, weights) on or off;
-    they read the values back, a device synchronisation on GPUs, and run only eagerly. The
-    static checks (shapes, dtypes, options) always run. Without value checks, invalid entries
-    give NaN for the examples they reach, in the loss and the gradient.
+    they read the values back, a device synchronisation on GPUs, and run only eagerly and
+    outside ``vmap``. The static checks (shapes, dtypes, options) always run. Without value
+    checks, invalid entries give NaN for the examples they reach, in the loss and the gradient.
+    ``names`` (one per array, as the caller's signature names them) is kept for the callers'
+    sake; every input has a derivative now, so no error needs to name one.
     """
     prediction = arrays[ops.op_prediction_position(op, len(arrays))]
-    _, op = ops.checked_operator(op, *arrays, prediction=prediction, validate=validate)
-    return CoreLoss.apply(op, names, *arrays)
+    transformed, batched = _transforms()
+    xp, op = ops.checked_operator(
+        op, *arrays, prediction=prediction, validate=validate and not batched
+    )
+    if transformed or _needs_exact_path(op, arrays):
+        return ops.differentiable_loss(op, xp, *arrays)
+    return CoreLoss.apply(op, *arrays)
+
+
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` computes in on ``x``'s device type, or None where it is off."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+
+
+def without_autocast(x: torch.Tensor) -> torch.autocast:
+    """A block with autocast off on ``x``'s device type: the core's ops run in the dtypes the
+    dialect chose (no matmul of ``linear_cross_entropy`` silently in 16 bits, and the same
+    dtypes in the exact path's recorded graph as in the analytic backward)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> torch.Tensor:
+    """:func:`apply` for the core's own functions (``xentropy.softmax_cross_entropy(tensor, ...)``),
+    naming each input by its position."""
+    names = tuple(f"input {i}" for i in range(len(arrays)))
+    return apply(op, names, *arrays, validate=validate)

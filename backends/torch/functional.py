@@ -1,9 +1,12 @@
 """``torch.nn.functional``'s cross-entropy losses, computed by the xentropy core.
 
 Same names, argument order and defaults as ``torch.nn.functional`` (PyTorch 2.x), plus one
-keyword-only argument after PyTorch's own, ``validate=True`` (below); the gradient with respect
-to ``input`` is the core's analytic backward, registered with autograd (:mod:`._autograd`). What
-maps to what:
+keyword-only argument after PyTorch's own, ``validate=True`` (below). Differentiable where
+PyTorch's functions are, in every order and both modes (:mod:`._autograd`): the first-order
+gradient of ``input`` alone is the core's analytic backward (the fast path); a double backward,
+forward-mode AD, a ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev``,
+``jacfwd``, ``hessian``), or a gradient for a target or weight is autograd's own differentiation
+of the core's exact forward. What maps to what:
 
 =========================================  =====================================================
 ``cross_entropy`` (index targets)           ``SoftmaxCrossEntropy(axis=1 (0 for a (C,) input),
@@ -51,9 +54,20 @@ Where this dialect deliberately differs from PyTorch (the core's contract wins):
   derivative of the other log (e.g. 1 at ``p = 0, t = 0``). PyTorch's backward divides
   ``p - t`` by ``max(p (1 - p), 1e-12)`` instead: about ``+-1e12`` where a clamp is active, and 0
   at ``p = t = 0`` or ``p = t = 1``.
-* Only ``input`` is differentiated. A ``target`` or weight that requires grad makes the backward
-  raise ``RuntimeError`` (PyTorch differentiates probability targets and BCE targets too); detach
-  it. The backward is not itself differentiable: a double backward raises.
+* Under ``torch.func.vmap`` the value checks are skipped too (they are data-dependent control
+  flow, which ``vmap`` cannot batch), whatever ``validate`` says: a bad value gives NaN for its
+  example, loss and gradient, as with ``validate=False``.
+* Every floating input gets a derivative: ``input``, probability targets, BCE targets (as in
+  PyTorch), and also class weights and ``pos_weight``, which PyTorch refuses to differentiate
+  ("not differentiable with respect to argument 'weight'"). Class indices get none.
+* Under ``torch.autocast`` the policy is PyTorch's: ``cross_entropy``, ``nll_loss``,
+  ``binary_cross_entropy_with_logits`` (and ``binary_cross_entropy`` on CPU) cast 16-bit inputs to
+  float32 and return float32; ``binary_cross_entropy`` raises ``RuntimeError`` under autocast on
+  other devices (CUDA), as PyTorch does.
+* An in-place edit of ``input`` between the forward and the backward: ``cross_entropy`` with
+  class indices keeps only the log-softmax and allows it, as PyTorch does; with probability
+  targets, and for a double backward, the core needs the logits themselves, and the backward
+  raises "modified by an inplace operation" (PyTorch allows the edit there too).
 * Dtypes: the result (and the gradient) has the dtype of ``input``; 16-bit inputs are computed
   in float32 and rounded once. Weights are cast to that compute dtype (PyTorch requires the
   input's dtype); probability targets of another float dtype are cast (PyTorch promotes the
@@ -63,12 +77,14 @@ Where this dialect deliberately differs from PyTorch (the core's contract wins):
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.nn import _reduction
 
 from xentropy import ops
 
-from ._autograd import apply
+from ._autograd import apply, autocast_dtype, without_autocast
 
 __all__ = [
     "binary_cross_entropy",
@@ -89,6 +105,49 @@ def resolve_reduction(size_average: bool | None, reduce: bool | None, reduction:
             f"{reduction!r} is not a valid value for reduction; use one of {_REDUCTIONS}"
         )
     return reduction
+
+
+def as_weight(weight: torch.Tensor | None, input: torch.Tensor, *, per_class: bool) -> Any:
+    """``weight`` on ``input``'s device in its compute dtype, differentiably for a tensor.
+
+    (``Tensor.to`` keeps the weight in the autograd graph; the core's ``asarray`` conversion
+    serves sequences and numbers.)
+    """
+    if weight is None:
+        return None
+    if isinstance(weight, torch.Tensor) and input.is_floating_point():
+        # the core's compute dtype: float32 for 16-bit inputs, else the input's own
+        dtype = torch.float32 if torch.finfo(input.dtype).bits < 32 else input.dtype
+        return weight.to(device=input.device, dtype=dtype)
+    convert = ops.as_weight_array if per_class else ops.as_broadcast_weight
+    return convert(ops.namespace_of(input), weight, input)
+
+
+def to_float32(*arrays: Any) -> tuple[Any, ...]:
+    """Autocast's ``fp32`` cast: floating tensors other than float64 to float32."""
+    return tuple(
+        a.float()
+        if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dtype != torch.float64
+        else a
+        for a in arrays
+    )
+
+
+def apply_fp32(
+    op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool
+) -> torch.Tensor:
+    """:func:`apply` under autocast's ``fp32`` policy, that of ``cross_entropy``, ``nll_loss``,
+    ``binary_cross_entropy_with_logits`` (and ``binary_cross_entropy`` on CPU).
+
+    Under ``torch.autocast`` for the prediction's device, 16-bit floating inputs are cast to
+    float32 (recorded by autograd, so gradients flow back in the inputs' own dtypes) and the loss
+    is float32, as PyTorch's; outside autocast nothing changes. ``arrays[0]``, the prediction in
+    every function here, decides the device type.
+    """
+    if autocast_dtype(arrays[0]) is None:
+        return apply(op, names, *arrays, validate=validate)
+    with without_autocast(arrays[0]):
+        return apply(op, names, *to_float32(*arrays), validate=validate)
 
 
 def _class_axis(input: torch.Tensor) -> int:
@@ -142,8 +201,8 @@ def cross_entropy(
         label_smoothing=label_smoothing,
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
-    w = ops.as_weight_array(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
+    w = as_weight(weight, input, per_class=True)
+    return apply_fp32(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def nll_loss(
@@ -178,8 +237,8 @@ def nll_loss(
         ignore_index=ignore_index,
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
-    w = ops.as_weight_array(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
+    w = as_weight(weight, input, per_class=True)
+    return apply_fp32(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def binary_cross_entropy(
@@ -216,8 +275,15 @@ def binary_cross_entropy(
         log_floor=-100.0,
         reduction=resolve_reduction(size_average, reduce, reduction),
     )
-    w = ops.as_broadcast_weight(ops.namespace_of(input), weight, input)
-    return apply(op, ("input", "target", "weight"), input, target, w, validate=validate)
+    w = as_weight(weight, input, per_class=False)
+    dtype = autocast_dtype(input)
+    if dtype is not None and input.device.type != "cpu":
+        raise RuntimeError(
+            f"binary_cross_entropy is unsafe to autocast on {input.device.type} (PyTorch refuses "
+            "it too): compute it outside autocast in float32, or apply it to logits with "
+            "binary_cross_entropy_with_logits (BCEWithLogitsLoss), which autocast allows"
+        )
+    return apply_fp32(op, ("input", "target", "weight"), input, target, w, validate=validate)
 
 
 def binary_cross_entropy_with_logits(
@@ -252,8 +318,7 @@ def binary_cross_entropy_with_logits(
     tensor(1.4100)
     """
     op = ops.SigmoidCrossEntropy(reduction=resolve_reduction(size_average, reduce, reduction))
-    xp = ops.namespace_of(input)
-    pw = ops.as_broadcast_weight(xp, pos_weight, input)
-    w = ops.as_broadcast_weight(xp, weight, input)
+    pw = as_weight(pos_weight, input, per_class=False)
+    w = as_weight(weight, input, per_class=False)
     names = ("input", "target", "pos_weight", "weight")
-    return apply(op, names, input, target, pw, w, validate=validate)
+    return apply_fp32(op, names, input, target, pw, w, validate=validate)

@@ -18,9 +18,16 @@ call: ``True`` checks target values and weights on eager inputs (a device synchr
 GPUs), ``False`` skips the check, and invalid values then give NaN for the affected examples
 instead of an error; ``repr`` shows it only when False. The differences from PyTorch are those of
 :mod:`.functional`.
+
+``torch.jit.script`` accepts every module (alone or inside a scripted model) and the scripted
+module gives the eager value and gradient: its ``forward`` calls the loss as a Python function
+(``torch.jit.ignore``), since the core is Python. That also means a scripted module cannot be
+saved (``torch.jit.save`` raises "Could not export Python function call") nor run without
+Python; PyTorch's own modules can. (This file has no ``from __future__ import annotations``:
+TorchScript reads the attribute annotations, and ``Optional``, not ``X | None``.)
 """
 
-from __future__ import annotations
+from typing import Optional
 
 import torch
 
@@ -50,7 +57,7 @@ class _Loss(torch.nn.Module):
 
 
 class _WeightedLoss(_Loss):
-    weight: torch.Tensor | None
+    weight: Optional[torch.Tensor]  # noqa: UP045 (TorchScript reads no ``X | None``)
 
     def __init__(
         self,
@@ -84,6 +91,10 @@ class CrossEntropyLoss(_WeightedLoss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._loss(input, target)
+
+    @torch.jit.ignore
+    def _loss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
             input,
             target,
@@ -112,6 +123,10 @@ class NLLLoss(_WeightedLoss):
         self.ignore_index = ignore_index
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._loss(input, target)
+
+    @torch.jit.ignore
+    def _loss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.nll_loss(
             input,
             target,
@@ -126,6 +141,10 @@ class BCELoss(_WeightedLoss):
     """``torch.nn.BCELoss``: :func:`.functional.binary_cross_entropy` of ``(input, target)``."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._loss(input, target)
+
+    @torch.jit.ignore
+    def _loss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy(
             input, target, weight=self.weight, reduction=self.reduction, validate=self.validate
         )
@@ -134,8 +153,8 @@ class BCELoss(_WeightedLoss):
 class BCEWithLogitsLoss(_Loss):
     """``torch.nn.BCEWithLogitsLoss``: :func:`.functional.binary_cross_entropy_with_logits`."""
 
-    weight: torch.Tensor | None
-    pos_weight: torch.Tensor | None
+    weight: Optional[torch.Tensor]  # noqa: UP045 (TorchScript reads no ``X | None``)
+    pos_weight: Optional[torch.Tensor]  # noqa: UP045
 
     def __init__(
         self,
@@ -152,6 +171,10 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._loss(input, target)
+
+    @torch.jit.ignore
+    def _loss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(
             input,
             target,
