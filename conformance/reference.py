@@ -282,9 +282,8 @@ def binary_cross_entropy_reference(
     return _elementwise_finish(loss, grad, options)
 
 
-def sigmoid_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
-    """``l = alpha_t ce m^gamma`` with the miss probability ``m = t s(-x) + (1-t) s(x)``;
-    ``dl/dx = alpha_t [(s(x) - t) m^gamma + gamma ce m^(gamma-1) (1-2t) s(x) s(-x)]``."""
+def _sigmoid_focal_parts(arrays: Arrays, options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``x, t, gamma, alpha, ce, s(x), s(-x), m, alpha_t`` of the sigmoid focal loss."""
     x = _f64(arrays["logits"])
     t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
     gamma = float(options.get("gamma", 2.0))
@@ -293,6 +292,13 @@ def sigmoid_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> 
     s_pos, s_neg = expit(x), expit(-x)
     miss = t * s_neg + (1.0 - t) * s_pos
     balance = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+    return x, t, gamma, alpha, ce, s_pos, s_neg, miss, balance
+
+
+def sigmoid_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``l = alpha_t ce m^gamma`` with the miss probability ``m = t s(-x) + (1-t) s(x)``;
+    ``dl/dx = alpha_t [(s(x) - t) m^gamma + gamma ce m^(gamma-1) (1-2t) s(x) s(-x)]``."""
+    _, t, gamma, _, ce, s_pos, s_neg, miss, balance = _sigmoid_focal_parts(arrays, options)
     loss = balance * ce * miss**gamma
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = np.where(
@@ -491,14 +497,7 @@ def sigmoid_focal_loss_target_gradient(arrays: Arrays, options: Mapping[str, Any
 
     the last term is 0 where ``m = 0`` (``ce`` vanishes there as fast as ``m``).
     """
-    x = _f64(arrays["logits"])
-    t = _smoothed(arrays["targets"], options.get("label_smoothing", 0.0))
-    gamma = float(options.get("gamma", 2.0))
-    alpha = options.get("alpha")
-    ce = _sigmoid_ce(x, t, np.ones_like(x))
-    s_pos, s_neg = expit(x), expit(-x)
-    miss = t * s_neg + (1.0 - t) * s_pos
-    balance = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+    x, _, gamma, alpha, ce, s_pos, s_neg, miss, balance = _sigmoid_focal_parts(arrays, options)
     d_balance = 0.0 if alpha is None else 2.0 * alpha - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = np.where(
