@@ -18,13 +18,12 @@ import importlib
 import inspect
 import subprocess
 import sys
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require_or_skip
+from conftest import require_or_skip, rng_for
 from tolerances import assert_close
 
 import xentropy
@@ -85,11 +84,6 @@ def tf() -> Any:
 @pytest.fixture(scope="module")
 def xtf(tf: Any) -> Any:
     return importlib.import_module("xentropy.backends.tensorflow")
-
-
-def rng_for(*key: object) -> np.random.Generator:
-    """A generator seeded from ``key``: the same inputs for a test id on every run."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def sample(function: str, case: str) -> dict[str, np.ndarray]:

@@ -17,13 +17,12 @@ and against float64 finite differences:
 from __future__ import annotations
 
 import importlib
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require_or_skip
+from conftest import require_or_skip, rng_for
 from reference import numerical_grad
 from tolerances import FINITE_DIFFERENCE_TOLERANCE, assert_close
 
@@ -57,10 +56,6 @@ def tf() -> Any:
 @pytest.fixture(scope="module")
 def xtf(tf: Any) -> Any:
     return importlib.import_module("xentropy.backends.tensorflow")
-
-
-def rng_for(*key: object) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def sample(function: str) -> dict[str, np.ndarray]:

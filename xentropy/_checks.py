@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._evaluate import _torch_transformed
-from ._namespace import is_lazy, namespace_of
+from ._namespace import is_readable, namespace_of
 
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
 
@@ -92,14 +91,6 @@ def may_be_nonzero(value: Hyperparameter | None) -> bool:
     if value is None:
         return False
     return not is_number(value) or value != 0
-
-
-def is_readable(value: Any) -> bool:
-    """Whether an array's value can be read now with ``float()``: not traced, not under a
-    ``torch.func`` transform (where ``vmap`` forbids ``.item()``)."""
-    return not is_lazy(value) and not (
-        type(value).__module__.startswith("torch") and _torch_transformed(value)
-    )
 
 
 def hyperparameter_number(

@@ -29,12 +29,11 @@ from ._checks import (
     check_unit_interval,
     comparable_indices,
     format_shape,
-    is_readable,
     may_be_nonzero,
     normalize_axis,
 )
 from ._evaluate import is_array_value
-from ._namespace import compute_dtype, device_of
+from ._namespace import compute_dtype, device_of, is_readable
 
 
 def is_sparse(predictions: Any, targets: Any) -> bool:

@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._namespace import is_lazy, namespace_of
+from ._namespace import is_lazy, is_readable, namespace_of
 from ._native import differentiable_spelling
 
 
@@ -71,19 +71,16 @@ def constant_number(value: Any) -> Any:
     module = type(value).__module__.partition(".")[0]
     if module == "numpy":
         return value.item()
+    if module not in ("torch", "jax", "jaxlib", "tensorflow") or not is_readable(value):
+        return value
     if module == "torch":
-        if value.requires_grad or is_lazy(value) or _torch_transformed(value):
-            return value
-        return value.item()
-    if module in ("jax", "jaxlib"):
-        return value if is_lazy(value) else value.item()
+        return value if value.requires_grad else value.item()
     if module == "tensorflow":
-        numpy_value = getattr(type(value), "numpy", None)
         is_variable = hasattr(value, "assign")
-        if numpy_value is None or is_variable or is_lazy(value) or _tf_watched(value):
+        if is_variable or not hasattr(type(value), "numpy") or _tf_watched(value):
             return value
         return value.numpy().item()
-    return value
+    return value.item()
 
 
 def _tf_watched(value: Any) -> bool:
@@ -91,13 +88,6 @@ def _tf_watched(value: Any) -> bool:
     from tensorflow.python.eager import record
 
     return bool(record.should_record_backprop([value]))
-
-
-def _torch_transformed(value: Any) -> bool:
-    """Whether a torch tensor is wrapped by a ``torch.func`` transform (grad, vmap, jvp)."""
-    import torch
-
-    return bool(torch._C._functorch.is_functorch_wrapped_tensor(value))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ from ._checks import (
     Hyperparameter,
     check_finite_number,
     check_reduction,
+    is_number,
 )
 from ._class_targets import (
     as_weight_array,
@@ -37,14 +38,20 @@ def gamma_in(xp: Any, gamma: Hyperparameter, like: Any, *, checked: bool) -> Any
     return hyperparameter_in(xp, gamma, like, NON_NEGATIVE, checked=checked)
 
 
+def _power_at_zero(xp: Any, base: Any, exponent: Hyperparameter, at_zero: Any) -> Any:
+    """``base ** exponent`` with ``at_zero`` where ``base == 0``, the power taken of a safe base
+    there (so that neither the value nor any autodiff derivative meets ``0 ** negative``)."""
+    zero = base == 0
+    return xp.where(zero, at_zero, xp.where(zero, xp.ones_like(base), base) ** exponent)
+
+
 def _power_or_zero(xp: Any, base: Any, exponent: Hyperparameter) -> Any:
     """``base ** exponent``, but 0 where ``base == 0`` even for a negative exponent.
 
     It scales the derivative of the modulating factor, whose other factor vanishes faster
     wherever ``base`` (the probability of a miss) is exactly 0, so the product's limit is 0.
     """
-    zero = base == 0
-    return xp.where(zero, xp.zeros_like(base), xp.where(zero, xp.ones_like(base), base) ** exponent)
+    return _power_at_zero(xp, base, exponent, xp.zeros_like(base))
 
 
 def modulating_factor(xp: Any, base: Any, exponent: Hyperparameter) -> Any:
@@ -57,13 +64,11 @@ def modulating_factor(xp: Any, base: Any, exponent: Hyperparameter) -> Any:
     """
     if not is_differentiable_spelling():
         return base**exponent
-    zero = base == 0
-    safe = xp.where(zero, xp.ones_like(base), base)
-    if isinstance(exponent, (int, float)):
-        at_zero = xp.full_like(base, 1.0 if exponent == 0 else 0.0)
+    if is_number(exponent):
+        at_zero = xp.full_like(base, 1.0 if exponent == 0 else 0.0)  # 0 ** 0 = 1
     else:
         at_zero = xp.where(exponent == 0, xp.ones_like(base), xp.zeros_like(base))
-    return xp.where(zero, at_zero, safe**exponent)
+    return _power_at_zero(xp, base, exponent, at_zero)
 
 
 def balance_of(xp: Any, alpha: Hyperparameter | None, t: Any, *, checked: bool) -> Any | None:

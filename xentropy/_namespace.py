@@ -69,6 +69,18 @@ def is_lazy(x: Any) -> bool:
     return bool(array_api_compat.is_lazy_array(x))
 
 
+def is_readable(x: Any) -> bool:
+    """Whether an array's value can be read now with ``float()``: not lazy (:func:`is_lazy`),
+    and not wrapped by a ``torch.func`` transform (where ``vmap`` forbids ``.item()``)."""
+    if is_lazy(x):
+        return False
+    if array_api_compat.is_torch_array(x):
+        import torch
+
+        return not torch._C._functorch.is_functorch_wrapped_tensor(x)
+    return True
+
+
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype arithmetic runs in: float32 for 16-bit floats, else the input's own dtype."""
     return xp.float32 if xp.finfo(dtype).bits < 32 else dtype

@@ -283,10 +283,10 @@ def fused_sigmoid_cross_entropy(xp: Any, x: Any, t: Any, pos_weight: Any | None)
     if _differentiable_depth:
         return None  # the core's differentiable spelling (abs and relu: 0 derivative at 0)
     loss = torch.log1p(torch.exp(torch.neg(torch.abs(x))))
-    if pos_weight is not None or not writable(xp, loss):
-        if pos_weight is not None:
-            loss = loss * (1.0 + (pos_weight - 1.0) * t)  # may broadcast: not in place
-            return loss + (1.0 - t) * torch.relu(x) + pos_weight * t * torch.relu(torch.neg(x))
+    if pos_weight is not None:
+        loss = loss * (1.0 + (pos_weight - 1.0) * t)  # may broadcast: not in place
+        return loss + (1.0 - t) * torch.relu(x) + pos_weight * t * torch.relu(torch.neg(x))
+    if not writable(xp, loss):
         return loss + (1.0 - t) * torch.relu(x) + t * torch.relu(torch.neg(x))
     return loss.addcmul_(1.0 - t, torch.relu(x)).addcmul_(t, torch.relu(torch.neg(x)))
 
