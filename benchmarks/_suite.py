@@ -75,7 +75,13 @@ def find_attr(candidates: tuple[tuple[str, str], ...]) -> tuple[Any, str] | tupl
     for module_name, attr in candidates:
         try:
             module = importlib.import_module(module_name)
-            return getattr(module, attr), f"{module_name}.{attr}"
+            value = getattr(module, attr)
+            if module_name.startswith("xentropy.") and not getattr(
+                value, "__module__", ""
+            ).startswith("xentropy."):
+                # a dialect module hands names it lacks to its framework: not an adapter
+                raise AttributeError(f"{attr!r} falls through to {value.__module__}")
+            return value, f"{module_name}.{attr}"
         except (ImportError, AttributeError) as exc:
             reasons.append(f"{module_name}.{attr}: {type(exc).__name__}: {exc}")
     return None, "; ".join(reasons)

@@ -14,8 +14,11 @@ Derivatives beyond the prediction's gradient (:meth:`Backend.evaluate_derivative
 framework's own autodiff on both kinds of column: the gradient with respect to the targets
 (reverse mode), and the Hessian-vector product with respect to the prediction (PyTorch: double
 backward, ``autograd.grad(..., create_graph=True)``; JAX: forward over reverse, ``jax.jvp`` of
-``jax.vjp``; TensorFlow: nested ``GradientTape``s). NumPy and array-api-strict have no autodiff
-(``xentropy.value_and_grad`` gives the prediction's gradient only): their cells are skipped.
+``jax.vjp``; TensorFlow: nested ``GradientTape``s). NumPy, array-api-strict, Dask and CuPy have
+no autodiff (``xentropy.value_and_grad`` gives the prediction's gradient only): their cells are
+skipped. The Dask column builds each loss and gradient under a scheduler that refuses to run:
+a cell whose call computes anything before the result is asked for fails. CuPy runs on a CUDA
+device only, and shows as not installed where CuPy or the device is missing.
 
 :data:`BACKENDS` lists them. An adapter that cannot be imported yet shows as "not installed";
 adding a backend is one :func:`register_backend` call (or one entry in :data:`BACKENDS`). The
@@ -131,6 +134,74 @@ class ArrayApiStrictFramework(Framework):
     def to_numpy(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
         return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+
+def _half_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks that cut every axis of length two or more in two (the class axis included)."""
+    return tuple(max(1, -(-d // 2)) for d in shape)
+
+
+def _refuse_to_compute(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the call computed a Dask graph: building the loss must stay lazy")
+
+
+class DaskFramework(Framework):
+    """Dask arrays of two chunks along every axis, so that every reduction combines parts."""
+
+    name, module = "dask", "dask.array"
+    dtypes = ("float16", "float32", "float64")  # NumPy's chunks: no bfloat16
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        da = _import("dask.array")
+        if dtype and array.dtype.kind == "f":
+            array = array.astype(dtype)
+        return da.from_array(array, chunks=_half_chunks(array.shape))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        x = np.asarray(x.compute(scheduler="sync"))
+        return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+    @contextlib.contextmanager
+    def lazy(self) -> Iterator[None]:
+        """A block in which computing any Dask graph raises."""
+        with _import("dask").config.set(scheduler=_refuse_to_compute):
+            yield
+
+
+class CupyFramework(Framework):
+    """CuPy on the first CUDA device; missing where CuPy or a device is."""
+
+    name, module = "cupy", "cupy"
+    dtypes = ("float16", "float32", "float64")
+
+    def missing(self) -> str | None:
+        problem = import_problem(self.module)
+        if problem is not None:
+            return problem
+        cupy = _import("cupy")
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except cupy.cuda.runtime.CUDARuntimeError as exc:
+            return f"cupy: the CUDA runtime failed: {exc}".splitlines()[0][:160]
+        return None if count else "cupy: no CUDA device is visible"
+
+    def devices(self) -> tuple[str, ...]:
+        return ("cuda",)
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        cupy = _import("cupy")
+        if dtype and array.dtype.kind == "f":
+            array = array.astype(dtype)
+        return cupy.asarray(array)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        x = _import("cupy").asnumpy(x)
+        return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+    @contextlib.contextmanager
+    def placed(self, device: str) -> Iterator[None]:
+        with _import("cupy").cuda.Device(0):
+            yield
 
 
 class TorchFramework(Framework):
@@ -351,6 +422,8 @@ class KerasFramework(Framework):
 
 NUMPY = NumpyFramework()
 ARRAY_API_STRICT = ArrayApiStrictFramework()
+DASK = DaskFramework()
+CUPY = CupyFramework()
 TORCH = TorchFramework()
 JAX = JaxFramework()
 TENSORFLOW = TensorflowFramework()
@@ -408,12 +481,30 @@ class Backend:
             return None
         return DIALECTS[self.dialect].spell(case)
 
+    def precision(self, dtype: str) -> str:
+        """The dtype whose tolerance this column's ``dtype`` results are held to: ``dtype``,
+        but on a native column whose framework computes it in a narrower dtype (the dialect's
+        ``native_precision``: tf.compat.v1.losses reduces float64 in float32), that one."""
+        if self.adapter is None or self.adapter.startswith("xentropy."):
+            return dtype
+        return self.native_precision(dtype)
+
+    def native_precision(self, dtype: str) -> str:
+        """The dtype whose tolerance this dialect's native loss meets on ``dtype`` inputs."""
+        if self.dialect is None:
+            return dtype
+        return DIALECTS[self.dialect].native_precision.get(dtype, dtype)
+
     def skip_reason(self, case: Case, dtype: str) -> str | None:
         """Why ``case`` does not run on this backend in ``dtype`` (None: it runs)."""
         if dtype in case.excluded_dtypes:
             return case.excluded_dtypes[dtype]
-        if self.adapter is not None and self.spelling(case) is None:
-            return f"no {self.dialect} spelling of these options"
+        if self.adapter is not None:
+            spelling = self.spelling(case)
+            if spelling is None:
+                return f"no {self.dialect} spelling of these options"
+            if not spelling.native and not self.adapter.startswith("xentropy."):
+                return f"an adapter extra: {self.dialect}'s own loss has no such option"
         if (
             self.dialect == "keras"
             and dtype == "float16"
@@ -456,11 +547,34 @@ class Backend:
                 f"{self.framework.name} has no autodiff: xentropy.value_and_grad gives the "
                 "prediction's gradient only"
             )
+        spelling = self.spelling(case)
+        stopped = [n for n in spelling.no_gradient if n in case.target_grad_of] if spelling else []
+        if quantity == "target_gradient" and stopped:
+            return f"the {self.dialect} dialect stops the gradient of {', '.join(stopped)}"
         if quantity == "hvp" and dtype not in SECOND_ORDER_DTYPES:
             return (
                 "second order runs in float32 and float64: a 16-bit second derivative by "
                 "autodiff rounds its intermediate tangents in 16 bits, not once"
             )
+        if (
+            self.dialect == "keras"
+            and quantity == "target_gradient"
+            and "sample_weight" in case.target_grad_of
+            and dtype in ("float16", "bfloat16")
+        ):
+            # d/ds_i of a weighted mean is (l_i - L) / sum(s): Keras (keras.losses as well)
+            # weighs and reduces 16-bit losses in 16 bits, where that difference cancels
+            return "Keras weighs and reduces 16-bit losses in 16 bits (d/ds cancels there)"
+        if (
+            self.dialect == "tensorflow-v1-losses"
+            and quantity == "target_gradient"
+            and "sample_weight" in case.target_grad_of
+            and case.reduction == "mean"
+            and dtype in ("float16", "bfloat16")
+        ):
+            # the same difference over the per-element losses, which tf.compat.v1.losses (and
+            # the dialect, as it) rounds to 16 bits before weighing them in float32
+            return "TF 1 weighs 16-bit losses rounded to 16 bits (d/ds of MEAN cancels there)"
         return None
 
     def evaluate_derivative(
@@ -554,6 +668,23 @@ class Backend:
         return self.framework.autodiff(loss, [arrays[name] for name in case.grad_of])
 
 
+@dataclass(frozen=True)
+class LazyCoreBackend(Backend):
+    """The core on a lazy framework (Dask): the call must compute nothing.
+
+    ``evaluate`` builds the loss and gradient inside ``framework.lazy()``, where any compute
+    raises (the cell then fails); the comparisons compute them afterwards.
+    """
+
+    framework: DaskFramework = DASK
+
+    def evaluate(
+        self, case: Case, arrays: Mapping[str, Any], dtype: str
+    ) -> tuple[Any, tuple[Any, ...]]:
+        with self.framework.lazy():
+            return super().evaluate(case, arrays, dtype)
+
+
 TF_NAMESPACE = "xentropy.backends.tensorflow.namespace"
 
 BACKENDS: dict[str, Backend] = {}
@@ -579,6 +710,8 @@ def unregister_backend(name: str) -> None:
 for _backend in (
     Backend("numpy", NUMPY),
     Backend("array_api_strict", ARRAY_API_STRICT),
+    LazyCoreBackend("dask", DASK),
+    Backend("cupy", CUPY),
     Backend("torch", TORCH),
     Backend("jax", JAX),
     Backend("tensorflow", TENSORFLOW, requires=(TF_NAMESPACE,)),
@@ -589,6 +722,12 @@ for _backend in (
         TENSORFLOW,
         adapter="xentropy.backends.tensorflow",
         dialect="tensorflow",
+    ),
+    Backend(
+        "tensorflow-v1-adapter",
+        TENSORFLOW,
+        adapter="xentropy.backends.tensorflow.losses",
+        dialect="tensorflow-v1-losses",
     ),
     Backend("keras-adapter", KERAS, adapter="xentropy.backends.keras", dialect="keras"),
     # the frameworks' own losses through the same dialect cells: checks the spellings
@@ -601,6 +740,14 @@ for _backend in (
         TENSORFLOW,
         adapter="tensorflow",
         dialect="tensorflow",
+        default=False,
+        native=False,
+    ),
+    Backend(
+        "tensorflow-v1-native",
+        TENSORFLOW,
+        adapter="tensorflow.compat.v1.losses",
+        dialect="tensorflow-v1-losses",
         default=False,
         native=False,
     ),

@@ -13,15 +13,22 @@ Value ranges (:data:`VALUE_RANGES`):
 * ``huge``: logits of +-1e30 (not run in float16, which cannot hold them);
 * ``zero_prob``: ``-inf`` logits and zero probabilities under zero targets (``0 log 0 = 0``).
 
+``kl_div_log`` takes log-probabilities (``log_predictions``) and targets that are probabilities
+(kind ``distribution``) or their logs (kind ``log_distribution``, option ``log_target``); with
+``generalized`` the target rows are scaled so that they no longer sum to 1.
+
 Per-class arrays hold numbers exact in every dtype (bfloat16 included), so rounding the inputs
-never changes them.
+never changes them. So do per-example ones, drawn for each case with the shape of its
+per-example losses (:class:`PerExample`): ``sample_weight`` (values in
+:data:`SAMPLE_WEIGHT_VALUES`, zeros included; for the element-wise losses one weight per row,
+broadcast over the labels) and the boolean mask ``where``.
 
 Derivatives beyond the prediction's gradient (the frameworks differentiate these, the matrix checks
 them on every backend with autodiff):
 
 * ``Case.target_grad_of`` names the floating inputs other than the prediction: probability, soft
-  or binary ``targets``, and ``p`` of ``kl_divergence`` and ``cross_entropy``. Class indices and
-  bool/int binary targets have no derivative and no such cells.
+  or binary ``targets``, ``p`` of ``kl_divergence`` and ``cross_entropy``, and ``sample_weight``.
+  Class indices, bool/int binary targets and ``where`` have no derivative and no such cells.
 * ``Case.directions`` holds, for the option sets of :data:`SECOND_ORDER_SETS` (layout ``NC`` /
   ``ND``, ``normal`` range), one fixed random direction ``v`` per prediction array: those cases
   also check the Hessian-vector product ``H v`` of ``sum(loss)`` with respect to the prediction.
@@ -39,6 +46,8 @@ import numpy as np
 CLASSES = 5
 VOCABULARY = 7
 CLASS_WEIGHT = np.array([0.5, 2.0, 1.0, 0.25, 1.5])
+VOCABULARY_WEIGHT = np.array([0.5, 2.0, 1.0, 0.25, 1.5, 0.75, 3.0])  # linear: (V,)
+SAMPLE_WEIGHT_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 PER_CLASS_ALPHA = np.array([0.25, 0.5, 0.75, 1.0, 0.125])
 POS_WEIGHT = np.array([2.0, 0.5, 1.0, 3.0, 1.25])
 
@@ -54,10 +63,12 @@ VARIANTS: tuple[str, ...] = (
     "kl_divergence",
     "cross_entropy",
     "linear_cross_entropy",
+    "kl_div_log",
 )
 SOFTMAX_FAMILY = VARIANTS[:4]
 ELEMENTWISE_FAMILY = VARIANTS[4:7]
 INFORMATION_MEASURES = VARIANTS[7:10]
+DIVERGENCES = VARIANTS[11:]  # KL divergence terms of log-probabilities (PyTorch's kl_div)
 
 VALUE_RANGES: dict[str, str] = {
     "normal": "logits of a few units; probabilities away from 0 and 1",
@@ -124,7 +135,7 @@ class Case:
     @property
     def reduction(self) -> str:
         """The reduction in effect (the variant's default when the case sets none)."""
-        default = "none" if self.variant in INFORMATION_MEASURES else "mean"
+        default = "none" if self.variant in (*INFORMATION_MEASURES, *DIVERGENCES) else "mean"
         return str(self.options.get("reduction", default))
 
 
@@ -140,6 +151,18 @@ class OptionSet:
 
 def _sets(kinds: tuple[str, ...], *entries: tuple[str, dict[str, Any]]) -> list[OptionSet]:
     return [OptionSet(name, options, kinds) for name, options in entries]
+
+
+@dataclass(frozen=True)
+class PerExample:
+    """An option whose array each case draws with its per-example shape: sample weights
+    (``"weight"``) or a boolean mask of the examples that count (``"mask"``)."""
+
+    kind: str
+
+
+SAMPLE_WEIGHT = PerExample("weight")
+WHERE = PerExample("mask")
 
 
 SPARSE_DENSE = ("sparse", "dense")
@@ -160,6 +183,32 @@ WEIGHT_IGNORE_SMOOTHING = (
     "class_weight+ignore_index=1+label_smoothing=0.2",
     {"class_weight": CLASS_WEIGHT, "ignore_index": 1, "label_smoothing": 0.2},
 )
+
+# the LLM options of softmax_cross_entropy: Gemma 2's soft-cap, PaLM's z-loss
+SOFTCAP = ("softcap=5", {"softcap": 5.0})
+Z_LOSS = ("z_loss=0.01", {"z_loss": 1e-2})
+LLM_WEIGHT = {"softcap": 5.0, "z_loss": 1e-2, "class_weight": CLASS_WEIGHT}
+LLM_ALL = ("softcap+z_loss+class_weight+ignore", {**LLM_WEIGHT, "ignore_index": 1})
+# per-example weights and masks
+SAMPLE = ("sample_weight", {"sample_weight": SAMPLE_WEIGHT})
+SAMPLE_WHERE = {"sample_weight": SAMPLE_WEIGHT, "where": WHERE}
+SAMPLE_ALL = {**SAMPLE_WHERE, "class_weight": CLASS_WEIGHT, "ignore_index": 1}
+SAMPLE_ALL_NAME = "sample_weight+where+class_weight+ignore"
+SAMPLE_ALL_SETS = [
+    OptionSet(SAMPLE_ALL_NAME, SAMPLE_ALL, ("sparse",), quick=True),
+    *_sets(
+        ("sparse",),
+        (
+            SAMPLE_ALL_NAME + "+sum_over_batch_size",
+            {**SAMPLE_ALL, "reduction": "sum_over_batch_size"},
+        ),
+        (SAMPLE_ALL_NAME + "+none", {**SAMPLE_ALL, "reduction": "none"}),
+    ),
+    *_sets(
+        ("dense",),
+        ("sample_weight+where+class_weight", {**SAMPLE_WHERE, "class_weight": CLASS_WEIGHT}),
+    ),
+]
 
 SOFTMAX_SETS = [
     OptionSet("plain", {}, SPARSE_DENSE, quick=True),
@@ -191,7 +240,34 @@ SOFTMAX_SHORT_SETS = [
     *_sets(SPARSE, WEIGHT_IGNORE_SMOOTHING),
 ]
 VARIANT_SETS: dict[str, list[OptionSet]] = {
-    "softmax_cross_entropy": [],
+    "softmax_cross_entropy": [
+        *_sets(
+            SPARSE_DENSE,
+            SOFTCAP,
+            Z_LOSS,
+            (
+                "softcap+z_loss+label_smoothing=0.1+none",
+                {"softcap": 5.0, "z_loss": 1e-2, "label_smoothing": 0.1, "reduction": "none"},
+            ),
+        ),
+        OptionSet(*LLM_ALL, SPARSE, quick=True),
+        *_sets(DENSE, ("softcap+z_loss+class_weight", LLM_WEIGHT)),
+        OptionSet(*SAMPLE, SPARSE_DENSE, quick=True),
+        *_sets(
+            SPARSE_DENSE,
+            ("sample_weight+sum", {"sample_weight": SAMPLE_WEIGHT, "reduction": "sum"}),
+            ("sample_weight+none", {"sample_weight": SAMPLE_WEIGHT, "reduction": "none"}),
+            ("where", {"where": WHERE}),
+            ("where+sum_over_batch_size", {"where": WHERE, "reduction": "sum_over_batch_size"}),
+            ("where+sum", {"where": WHERE, "reduction": "sum"}),
+            ("where+none", {"where": WHERE, "reduction": "none"}),
+            (
+                "sample_weight+where+softcap+z_loss",
+                {**SAMPLE_WHERE, "softcap": 5.0, "z_loss": 1e-2},
+            ),
+        ),
+        *SAMPLE_ALL_SETS,
+    ],
     "softmax_focal_loss": [
         *_sets(
             SPARSE_DENSE,
@@ -238,6 +314,19 @@ VARIANT_SETS: dict[str, list[OptionSet]] = {
             SPARSE_DENSE,
             quick=True,
         ),
+        OptionSet(*SAMPLE, SPARSE_DENSE, quick=True),
+        *_sets(
+            SPARSE_DENSE,
+            (
+                "sample_weight+where+sum_over_batch_size",
+                {**SAMPLE_WHERE, "reduction": "sum_over_batch_size"},
+            ),
+        ),
+        *_sets(SPARSE, (SAMPLE_ALL_NAME, SAMPLE_ALL)),
+        *_sets(
+            DENSE,
+            ("where+normalize+none", {"where": WHERE, "normalize": True, "reduction": "none"}),
+        ),
     ],
 }
 # other layouts run a few sets (the layout code is shared by every option set)
@@ -258,6 +347,26 @@ SOFTMAX_RANGE_SETS: dict[str, list[OptionSet]] = {
     "huge": _sets(SPARSE_DENSE, PLAIN, NONE),
     # no label smoothing: it would put weight on the -inf logits
     "zero_prob": [*_sets(SPARSE_DENSE, PLAIN, NONE), *_sets(DENSE, WEIGHT)],
+}
+# softmax_cross_entropy's own options in the other layouts and ranges (after the shared sets)
+SOFTMAX_CE_LAYOUT_SETS: dict[str, list[OptionSet]] = {
+    "NCd": [
+        *_sets(SPARSE, LLM_ALL, (SAMPLE_ALL_NAME, SAMPLE_ALL)),
+        *_sets(DENSE, ("sample_weight+where", SAMPLE_WHERE)),
+    ],
+    "NdC": _sets(SPARSE_DENSE, ("sample_weight+where+sum", {**SAMPLE_WHERE, "reduction": "sum"})),
+    "C": _sets(
+        SPARSE_DENSE, SOFTCAP, ("sample_weight+where+none", {**SAMPLE_WHERE, "reduction": "none"})
+    ),
+}
+SOFTMAX_CE_RANGE_SETS: dict[str, list[OptionSet]] = {
+    # the cap saturates: tanh(1e4 / 5) is 1 and its derivative 0
+    "extreme": [
+        *_sets(SPARSE_DENSE, SOFTCAP, ("z_loss=0.01+none", {"z_loss": 1e-2, "reduction": "none"})),
+        *_sets(SPARSE, LLM_ALL),
+    ],
+    "huge": _sets(SPARSE_DENSE, SOFTCAP),
+    "zero_prob": [*_sets(SPARSE_DENSE, Z_LOSS), *_sets(DENSE, SAMPLE)],
 }
 CATEGORICAL_RANGE_SETS: dict[str, list[OptionSet]] = {
     # the default clip keeps log(0) finite, so targets may sit on zero probabilities
@@ -291,6 +400,16 @@ ELEMENTWISE_SETS: dict[str, list[OptionSet]] = {
             ("label_smoothing=0.2", {"label_smoothing": 0.2}),
         ),
         OptionSet(*ALL_WEIGHTS_SMOOTHING, HARD_SOFT, quick=True),
+        OptionSet(*SAMPLE, HARD_SOFT, quick=True),
+        *_sets(
+            HARD_SOFT,
+            ("where+sum_over_batch_size", {"where": WHERE, "reduction": "sum_over_batch_size"}),
+            ("sample_weight+where+none", {**SAMPLE_WHERE, "reduction": "none"}),
+            (
+                "sample_weight+where+pos_weight+class_weight",
+                {**SAMPLE_WHERE, "pos_weight": POS_WEIGHT, "class_weight": CLASS_WEIGHT},
+            ),
+        ),
     ],
     "binary_cross_entropy": [
         OptionSet("plain", {}, (*HARD_SOFT, "bool"), quick=True),
@@ -330,6 +449,7 @@ ELEMENTWISE_LAYOUT_SETS: dict[str, dict[str, list[OptionSet]]] = {
             ("soft",),
             PLAIN,
             ("pos_weight=per_class+none", {"pos_weight": POS_WEIGHT, "reduction": "none"}),
+            ("sample_weight+where", SAMPLE_WHERE),
         ),
     },
     "binary_cross_entropy": {"N": _sets(("soft",), PLAIN), "NdC": _sets(("soft",), PLAIN, NONE)},
@@ -386,6 +506,35 @@ INFORMATION_RANGE_SETS: dict[str, list[OptionSet]] = {
     "zero_prob": _sets(("distribution",), PLAIN, ("mean", {"reduction": "mean"})),
 }
 
+PROBABILITY_TARGETS = ("distribution",)
+LOG_TARGETS = ("log_distribution",)
+BOTH_TARGETS = (*PROBABILITY_TARGETS, *LOG_TARGETS)
+BATCHMEAN = ("batchmean", {"reduction": "batchmean"})
+ROWS = ("axis=-1", {"axis": -1})
+DIVERGENCE_SETS = [
+    OptionSet("plain", {}, BOTH_TARGETS, quick=True),
+    *_sets(BOTH_TARGETS, SUM, ("mean", {"reduction": "mean"}), BATCHMEAN, ROWS),
+    OptionSet("axis=-1+batchmean", {"axis": -1, "reduction": "batchmean"}, BOTH_TARGETS),
+    OptionSet("generalized", {"generalized": True}, PROBABILITY_TARGETS, quick=True),
+    *_sets(
+        PROBABILITY_TARGETS,
+        ("generalized+axis=-1", {"generalized": True, "axis": -1}),
+        ("axis=-1+sum_over_batch_size", {"axis": -1, "reduction": "sum_over_batch_size"}),
+    ),
+]
+DIVERGENCE_LAYOUT_SETS: dict[str, list[OptionSet]] = {
+    "NCd": _sets(BOTH_TARGETS, PLAIN, ("axis=1", {"axis": 1}), BATCHMEAN),
+    "NdC": _sets(PROBABILITY_TARGETS, BATCHMEAN, ROWS),
+    "C": _sets(BOTH_TARGETS, PLAIN, BATCHMEAN, ROWS),
+}
+DIVERGENCE_RANGE_SETS: dict[str, list[OptionSet]] = {
+    # zero targets, some under -inf log-probabilities: 0 log 0 = 0
+    "zero_prob": [
+        *_sets(BOTH_TARGETS, PLAIN, SUM, ROWS),
+        *_sets(PROBABILITY_TARGETS, ("generalized+axis=-1", {"generalized": True, "axis": -1})),
+    ],
+}
+
 LINEAR_ALL = {
     "chunk_size": 3,
     "softcap": 5.0,
@@ -393,8 +542,42 @@ LINEAR_ALL = {
     "ignore_index": 2,
     "label_smoothing": 0.1,
 }
+VOCABULARY_WEIGHTS = ("class_weight", {"class_weight": VOCABULARY_WEIGHT})
+LINEAR_WEIGHTED = {
+    "class_weight": VOCABULARY_WEIGHT,
+    "ignore_index": 2,
+    "label_smoothing": 0.1,
+    "z_loss": 1e-2,
+}
+# probability targets: every option but ignore_index (an error with probabilities)
+LINEAR_DENSE_ALL = {
+    "bias": True,
+    "class_weight": VOCABULARY_WEIGHT,
+    "chunk_size": 3,
+    "softcap": 5.0,
+    "z_loss": 1e-2,
+    "label_smoothing": 0.1,
+}
 LINEAR_SETS = [
-    OptionSet("plain", {}, SPARSE, quick=True),
+    OptionSet("plain", {}, SPARSE_DENSE, quick=True),
+    *_sets(SPARSE_DENSE, VOCABULARY_WEIGHTS),
+    OptionSet("class_weight+ignore+smoothing+z_loss", LINEAR_WEIGHTED, SPARSE, quick=True),
+    OptionSet("bias+class_weight+all", LINEAR_DENSE_ALL, DENSE, quick=True),
+    *_sets(
+        DENSE,
+        (
+            "label_smoothing=0.1+z_loss+none",
+            {"label_smoothing": 0.1, "z_loss": 1e-2, "reduction": "none"},
+        ),
+        (
+            "sample_weight+class_weight",
+            {"sample_weight": SAMPLE_WEIGHT, "class_weight": VOCABULARY_WEIGHT},
+        ),
+    ),
+    *_sets(
+        SPARSE,
+        ("sample_weight+where+class_weight+ignore+z_loss", {**SAMPLE_WHERE, **LINEAR_WEIGHTED}),
+    ),
     *_sets(
         SPARSE,
         NONE,
@@ -409,11 +592,29 @@ LINEAR_SETS = [
     ),
     OptionSet("bias+all", {"bias": True, **LINEAR_ALL}, SPARSE, quick=True),
 ]
-LINEAR_LAYOUT_SETS = {"NdD": _sets(SPARSE, PLAIN, ("bias+all", {"bias": True, **LINEAR_ALL}))}
+LINEAR_LAYOUT_SETS = {
+    "NdD": [
+        *_sets(SPARSE, PLAIN, ("bias+all", {"bias": True, **LINEAR_ALL})),
+        *_sets(SPARSE, ("class_weight+ignore+smoothing+z_loss", LINEAR_WEIGHTED)),
+        *_sets(DENSE, VOCABULARY_WEIGHTS),
+    ]
+}
 LINEAR_RANGE_SETS = {
-    "extreme": _sets(
-        SPARSE, PLAIN, ("softcap=5", {"softcap": 5.0}), ("bias+all", {"bias": True, **LINEAR_ALL})
-    )
+    "extreme": [
+        *_sets(
+            SPARSE,
+            PLAIN,
+            ("softcap=5", {"softcap": 5.0}),
+            ("bias+all", {"bias": True, **LINEAR_ALL}),
+            # no z-loss here: its 2 lambda lse (logits of about 100) amplifies the float32
+            # rounding of h W^T (relative 5e-6 in p) beyond float32's rtol
+            (
+                "class_weight+ignore+smoothing",
+                {"class_weight": VOCABULARY_WEIGHT, "ignore_index": 2, "label_smoothing": 0.1},
+            ),
+        ),
+        *_sets(DENSE, ("bias+class_weight+all", LINEAR_DENSE_ALL)),
+    ]
 }
 
 
@@ -421,7 +622,7 @@ LINEAR_RANGE_SETS = {
 # each variant exercises its options in the core; a second one is what the dialects can spell
 # (torch, optax, tf.nn and Keras have no class weights or label smoothing in common)
 SECOND_ORDER_SETS: dict[str, tuple[str, ...]] = {
-    "softmax_cross_entropy": (WEIGHT_SMOOTHING[0], "plain"),
+    "softmax_cross_entropy": (WEIGHT_SMOOTHING[0], "plain", LLM_ALL[0]),
     "categorical_cross_entropy": ("normalize+class_weight+none", "normalize"),
     "softmax_focal_loss": ("gamma=1.5+alpha=0.25",),
     "poly1_cross_entropy": ("epsilon=3+class_weight", "plain"),
@@ -431,7 +632,8 @@ SECOND_ORDER_SETS: dict[str, tuple[str, ...]] = {
     "entropy": ("mean",),
     "kl_divergence": ("mean",),
     "cross_entropy": ("mean",),
-    "linear_cross_entropy": ("bias+all",),
+    "linear_cross_entropy": ("bias+all", "bias+class_weight+all"),
+    "kl_div_log": ("generalized", "generalized+axis=-1"),
 }
 PROBABILITY_INPUTS = ("probs", "p", "q")
 
@@ -533,11 +735,43 @@ def _class_targets(
     return y.reshape(shape_last[:-1])
 
 
-def _array_options(options: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    arrays = {
-        k: np.asarray(v, dtype=np.float64) for k, v in options.items() if isinstance(v, np.ndarray)
-    }
-    rest = {k: v for k, v in options.items() if not isinstance(v, np.ndarray)}
+def _per_example(
+    rng: np.random.Generator, marker: PerExample, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Sample weights (zeros among them, never all zero) or a mask keeping the first example
+    and dropping at least one other, of ``shape``."""
+    if marker.kind == "weight":
+        s = np.array(rng.choice(SAMPLE_WEIGHT_VALUES, size=shape), dtype=np.float64)
+        s.flat[0] = 1.5
+        return s
+    keep = np.array(rng.random(shape) < 0.7)
+    keep.flat[0] = True
+    if keep.size > 1:
+        keep.flat[-1] = False
+    return keep
+
+
+def _array_options(
+    options: Mapping[str, Any],
+    rng: np.random.Generator | None = None,
+    example_shape: tuple[int, ...] = (),
+    weight_shape: tuple[int, ...] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The options split into arrays (per-class ones in float64; per-example ones drawn from
+    ``rng``: masks of ``example_shape``, weights of ``weight_shape``, default the same) and the
+    rest."""
+    arrays: dict[str, np.ndarray] = {}
+    rest: dict[str, Any] = {}
+    for k, v in options.items():
+        if isinstance(v, np.ndarray):
+            arrays[k] = np.asarray(v, dtype=np.float64)
+        elif not isinstance(v, PerExample):
+            rest[k] = v
+    for k, v in options.items():  # drawn last: the other inputs stay those of the seed
+        if isinstance(v, PerExample):
+            assert rng is not None
+            shape = example_shape if v.kind == "mask" or weight_shape is None else weight_shape
+            arrays[k] = _per_example(rng, v, shape)
     return arrays, rest
 
 
@@ -559,7 +793,7 @@ def class_case(
     prediction = np.moveaxis(prediction, -1, axis)
     if kind == "dense":
         targets = np.moveaxis(targets, -1, axis)
-    arrays, options = _array_options(option_set.options)
+    arrays, options = _array_options(option_set.options, rng, shape_last[:-1])
     if axis != -1:
         options["axis"] = axis
     name = "probs" if variant == "categorical_cross_entropy" else "logits"
@@ -613,7 +847,9 @@ def elementwise_case(
     else:
         name = "logits"
         prediction = _logits(rng, shape, value_range)
-    arrays, options = _array_options(option_set.options)
+    # one sample weight per row, broadcast over its labels; the mask entry by entry
+    rows = (*shape[:-1], 1) if len(shape) > 1 else shape
+    arrays, options = _array_options(option_set.options, rng, shape, rows)
     return Case(
         variant=variant,
         option_set=option_set.name,
@@ -668,35 +904,84 @@ def information_case(
     )
 
 
-def linear_case(option_set: OptionSet, layout: str, value_range: str, seed: int) -> Case:
-    """A case of ``linear_cross_entropy``: gradients of hidden, weight (and bias)."""
+def divergence_case(
+    option_set: OptionSet, layout: str, kind: str, value_range: str, seed: int
+) -> Case:
+    """A case of ``kl_div_log``: gradients of ``log_predictions`` (and of the targets)."""
+    shape, axis = LAYOUTS[layout]
+    assert axis is not None
+    key = f"kl_div_log/{layout}/{kind}/{value_range}/{option_set.name}"
+    rng = case_rng(seed, key)
+    shape_last = _move_last(shape, axis)
+    log_q = np.log(_softmax_rows(rng.normal(scale=1.5, size=shape_last)))
+    p = _softmax_rows(rng.normal(size=shape_last))
+    options = dict(option_set.options)
+    if options.get("generalized"):  # unnormalised measures: rows summing to 0.5 ... 1.5
+        p = p * rng.uniform(0.5, 1.5, size=(*shape_last[:-1], 1))
+        log_q = log_q + rng.uniform(-0.4, 0.4, size=(*shape_last[:-1], 1))
+    if value_range == "zero_prob":
+        dead = _dead_entries(rng, shape_last)
+        p = np.where(dead, 0.0, p)
+        # a zero target may sit under a -inf log-probability
+        log_q = np.where(dead & (rng.random(shape_last) < 0.5), -np.inf, log_q)
+    with np.errstate(divide="ignore"):
+        targets = np.log(p) if kind == "log_distribution" else p
+    if kind == "log_distribution":
+        options["log_target"] = True
+    if "axis" in options and axis != -1:
+        options["axis"] = axis
+    return Case(
+        variant="kl_div_log",
+        option_set=option_set.name,
+        layout=layout,
+        target_kind=kind,
+        value_range=value_range,
+        arguments=("log_predictions", "targets"),
+        arrays={
+            "log_predictions": np.moveaxis(log_q, -1, axis),
+            "targets": np.moveaxis(targets, -1, axis),
+        },
+        options=options,
+        grad_of=("log_predictions",),
+        quick=option_set.quick and layout == "NC" and value_range == "normal",
+    )
+
+
+def linear_case(option_set: OptionSet, layout: str, kind: str, value_range: str, seed: int) -> Case:
+    """A case of ``linear_cross_entropy``: gradients of hidden, weight (and bias); class
+    indices (``sparse``) or probabilities over the vocabulary (``dense``) as targets."""
     shape, _ = LAYOUTS[layout]
-    key = f"linear_cross_entropy/{layout}/sparse/{value_range}/{option_set.name}"
+    key = f"linear_cross_entropy/{layout}/{kind}/{value_range}/{option_set.name}"
     rng = case_rng(seed, key)
     scale = 30.0 if value_range == "extreme" else 1.0
     hidden = rng.normal(scale=scale, size=shape)
     weight = rng.normal(scale=0.5, size=(VOCABULARY, shape[-1]))
     targets = rng.integers(0, VOCABULARY, size=shape[:-1])
-    options = dict(option_set.options)
+    drawn = {k: v for k, v in option_set.options.items() if isinstance(v, PerExample)}
+    fixed = {k: v for k, v in option_set.options.items() if k not in drawn}
+    keyword_arrays, options = _array_options(fixed)
     ignore = options.get("ignore_index")
     if ignore is not None:
         flat = targets.reshape(-1)
         flat[rng.random(flat.size) < 0.3] = ignore
         flat[0] = ignore
         flat[-1] = (ignore + 1) % VOCABULARY
+    if kind == "dense":
+        targets = _softmax_rows(rng.normal(size=(*shape[:-1], VOCABULARY)))
     arrays = {"hidden": hidden, "weight": weight, "targets": targets}
     grad_of: tuple[str, ...] = ("hidden", "weight")
     if options.pop("bias", False):
         arrays["bias"] = rng.normal(size=(VOCABULARY,))
         grad_of = (*grad_of, "bias")
+    per_example, _ = _array_options(drawn, rng, shape[:-1])  # drawn last
     return Case(
         variant="linear_cross_entropy",
         option_set=option_set.name,
         layout=layout,
-        target_kind="sparse",
+        target_kind=kind,
         value_range=value_range,
         arguments=("hidden", "weight", "targets"),
-        arrays=arrays,
+        arrays={**arrays, **keyword_arrays, **per_example},
         options=options,
         grad_of=grad_of,
         quick=option_set.quick and layout == "ND" and value_range == "normal",
@@ -729,6 +1014,8 @@ def with_derivatives(case: Case, seed: int) -> Case:
         for name in case.arguments
         if name not in case.grad_of and case.arrays[name].dtype.kind == "f"
     )
+    if "sample_weight" in case.arrays:
+        targets = (*targets, "sample_weight")
     directions: dict[str, np.ndarray] = {}
     if (
         case.layout in ("NC", "ND")
@@ -747,14 +1034,15 @@ def _class_plan(variant: str) -> Iterator[tuple[str, str, OptionSet]]:
     common = SOFTMAX_SETS if variant == "softmax_cross_entropy" else SOFTMAX_SHORT_SETS
     for option_set in (*common, *VARIANT_SETS[variant]):
         yield "NC", "normal", option_set
+    own = variant == "softmax_cross_entropy"
     for layout, sets in SOFTMAX_LAYOUT_SETS.items():
-        for option_set in sets:
+        for option_set in (*sets, *(SOFTMAX_CE_LAYOUT_SETS.get(layout, []) if own else [])):
             yield layout, "normal", option_set
     ranges = (
         CATEGORICAL_RANGE_SETS if variant == "categorical_cross_entropy" else SOFTMAX_RANGE_SETS
     )
     for value_range, sets in ranges.items():
-        for option_set in sets:
+        for option_set in (*sets, *(SOFTMAX_CE_RANGE_SETS.get(value_range, []) if own else [])):
             yield "NC", value_range, option_set
 
 
@@ -803,12 +1091,22 @@ def generate_cases(
             plan += [("NC", r, s) for r, sets in INFORMATION_RANGE_SETS.items() for s in sets]
             for layout, value_range, option_set in plan:
                 cases.append(information_case(variant, option_set, layout, value_range, seed))
+        elif variant in DIVERGENCES:
+            plan = [("NC", "normal", s) for s in DIVERGENCE_SETS]
+            plan += [
+                (lay, "normal", s) for lay, sets in DIVERGENCE_LAYOUT_SETS.items() for s in sets
+            ]
+            plan += [("NC", r, s) for r, sets in DIVERGENCE_RANGE_SETS.items() for s in sets]
+            for layout, value_range, option_set in plan:
+                for kind in option_set.kinds:
+                    cases.append(divergence_case(option_set, layout, kind, value_range, seed))
         else:
             plan = [("ND", "normal", s) for s in LINEAR_SETS]
             plan += [(lay, "normal", s) for lay, sets in LINEAR_LAYOUT_SETS.items() for s in sets]
             plan += [("ND", r, s) for r, sets in LINEAR_RANGE_SETS.items() for s in sets]
             for layout, value_range, option_set in plan:
-                cases.append(linear_case(option_set, layout, value_range, seed))
+                for kind in option_set.kinds:
+                    cases.append(linear_case(option_set, layout, kind, value_range, seed))
     if quick:
         cases = [case for case in cases if case.quick]
     cases = [with_derivatives(case, seed) for case in cases]

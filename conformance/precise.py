@@ -79,6 +79,33 @@ def _reduce(loss: np.ndarray, reduction: str, total: Any = None) -> np.ndarray:
     return np.asarray(s / n, dtype=object)
 
 
+def _weighted_reduce(loss: np.ndarray, arrays, reduction: str, e: Any = None) -> np.ndarray:
+    r"""The reduction with ``sample_weight`` :math:`s` and ``where`` :math:`m` as written in
+    ``xentropy._sample_weights``: :math:`f = s m`, ``none`` :math:`f \ell`, ``mean``
+    :math:`\sum f \ell / \sum f e`, ``sum_over_batch_size`` :math:`\sum f \ell / \sum m`
+    (``e``: per-example mean weights, default 1); without either, :func:`_reduce`."""
+    if "sample_weight" not in arrays and "where" not in arrays:
+        return _reduce(loss, reduction, None if e is None else _sum(e))
+    loss = np.asarray(loss, dtype=object)
+    shape = loss.shape
+    one, zero = mp.mpf(1), mp.mpf(0)
+    s = arrays.get("sample_weight")
+    s = np.full(shape, one, dtype=object) if s is None else np.broadcast_to(s, shape)
+    m = arrays.get("where")
+    m = np.ones(shape, bool) if m is None else np.broadcast_to(np.asarray(m, bool), shape)
+    f = np.where(m, s, zero)
+    weighted = np.where(m, s * np.where(m, loss, zero), zero)
+    if reduction == "none":
+        return weighted
+    total = _sum(weighted)
+    if reduction == "sum":
+        return np.asarray(total, dtype=object)
+    if reduction == "mean":
+        e = np.full(shape, one, dtype=object) if e is None else e
+        return np.asarray(total / _sum(f * e), dtype=object)
+    return np.asarray(total / int(np.sum(m)), dtype=object)
+
+
 def _class_weights(arrays, options, x, sparse):
     C = x.shape[-1]
     w = (
@@ -92,17 +119,16 @@ def _class_weights(arrays, options, x, sparse):
         y = arrays["targets"]
         ignore = options.get("ignore_index")
         a = np.empty((*y.shape, C), dtype=object)
-        total = mp.mpf(0)
+        e = np.empty(y.shape, dtype=object)  # the mean weights: w[y], 0 if ignored
         for index in np.ndindex(y.shape):
             kept = ignore is None or y[index] != ignore
             for c in range(C):
                 hit = 1 if c == y[index] else 0
                 a[(*index, c)] = (1 - eps) * hit * w[c] + eps / C * w[c] if kept else mp.mpf(0)
-            if kept:
-                total += w[int(y[index])]
-        return a, total
+            e[index] = w[int(y[index])] if kept else mp.mpf(0)
+        return a, e
     t = np.moveaxis(arrays["targets"], axis, -1)
-    return ((1 - eps) * t + eps / C) * w, mp.mpf(int(np.prod(t.shape[:-1])))
+    return ((1 - eps) * t + eps / C) * w, np.full(t.shape[:-1], mp.mpf(1), dtype=object)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -114,7 +140,7 @@ def _class_loss(variant: str, arrays, options) -> np.ndarray:
     name = "probs" if variant == "categorical_cross_entropy" else "logits"
     x = np.moveaxis(arrays[name], axis, -1)
     sparse = np.ndim(arrays["targets"]) == x.ndim - 1
-    a, total = _class_weights(arrays, options, x, sparse)
+    a, e = _class_weights(arrays, options, x, sparse)
     reduction = options.get("reduction", "mean")
     if variant == "categorical_cross_entropy":
         q = x / _sum(x, axis=-1)[..., None] if options.get("normalize") else x
@@ -122,7 +148,10 @@ def _class_loss(variant: str, arrays, options) -> np.ndarray:
         if epsilon:
             lo, hi = mp.mpf(epsilon), 1 - mp.mpf(epsilon)
             q = _elementwise(lambda v: min(max(v, lo), hi))(q)
-        return _reduce(-_sum(_xlog(a, q), axis=-1), reduction, total)
+        return _weighted_reduce(-_sum(_xlog(a, q), axis=-1), arrays, reduction, e)
+    if options.get("softcap") is not None:  # Gemma 2: s tanh(z / s)
+        cap = mp.mpf(options["softcap"])
+        x = cap * _tanh(x / cap)
     logp = _log_softmax(x)
     p = _exp(logp)
     if variant == "softmax_focal_loss":
@@ -132,11 +161,14 @@ def _class_loss(variant: str, arrays, options) -> np.ndarray:
         gamma = mp.mpf(options.get("gamma", 2.0))
         modulated = a * (1 - p) ** gamma
         terms = np.where(a == 0, mp.mpf(0), modulated * np.where(a == 0, mp.mpf(0), logp))
-        return _reduce(-_sum(terms, axis=-1), reduction, total)
+        return _weighted_reduce(-_sum(terms, axis=-1), arrays, reduction, e)
     ce = -_sum(np.where(a == 0, mp.mpf(0), a * np.where(a == 0, mp.mpf(0), logp)), axis=-1)
     if variant == "poly1_cross_entropy":
         ce = ce + mp.mpf(options.get("epsilon", 2.0)) * _sum(a * (1 - p), axis=-1)
-    return _reduce(ce, reduction, total)
+    if options.get("z_loss"):  # PaLM: lambda e_i lse^2, e_i = w[y_i] (0 if ignored) or 1
+        lse = _log(_sum(_exp(x), axis=-1))
+        ce = ce + mp.mpf(options["z_loss"]) * e * lse**2
+    return _weighted_reduce(ce, arrays, reduction, e)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -179,7 +211,7 @@ def _elementwise_loss(variant: str, arrays, options) -> np.ndarray:
                 loss = loss * (mp.mpf(alpha) * t + (1 - mp.mpf(alpha)) * (1 - t))
     if "class_weight" in arrays:
         loss = loss * arrays["class_weight"]
-    return _reduce(loss, reduction)
+    return _weighted_reduce(loss, arrays, reduction)
 
 
 def _information_loss(variant: str, arrays, options) -> np.ndarray:
@@ -195,29 +227,66 @@ def _information_loss(variant: str, arrays, options) -> np.ndarray:
     return _reduce(loss, options.get("reduction", "none"))
 
 
+def _divergence_loss(arrays, options) -> np.ndarray:
+    """``kl_div_log``: ``p (log p - x)`` per element (``0 log 0 = 0``), ``+ e^x - p``
+    generalized, summed along ``axis`` if given."""
+    x, targets = arrays["log_predictions"], arrays["targets"]
+    if options.get("log_target"):
+        p = _exp(targets)
+        terms = np.where(p == 0, mp.mpf(0), p * (targets - np.where(p == 0, mp.mpf(0), x)))
+    else:
+        p = targets
+        terms = _xlog(p, p) - np.where(p == 0, mp.mpf(0), p * x)
+    if options.get("generalized"):
+        terms = terms + _exp(x) - p
+    axis = options.get("axis")
+    loss = terms if axis is None else _sum(terms, axis=int(axis))
+    reduction = options.get("reduction", "none")
+    if reduction == "batchmean":
+        return np.asarray(_sum(loss) / (x.shape[0] if x.ndim else 1), dtype=object)
+    return _reduce(loss, reduction)
+
+
 def _linear_loss(arrays, options) -> np.ndarray:
+    """``sum_c a_ic (lse_i - z_ic) + lambda e_i lse_i^2`` of ``z = cap(h W^T + b)``, with
+    ``a_ic = w_c ((1 - eps) t_ic + eps / V)`` for the one-hot or given targets ``t`` (0 for an
+    ignored index) and ``e_i = w_{y_i}`` (0 if ignored) or 1 for probabilities; ``mean``
+    divides by ``sum e``."""
     hidden, weight = arrays["hidden"], arrays["weight"]
     h = hidden.reshape(-1, hidden.shape[-1])
-    y = arrays["targets"].reshape(-1)
+    vocab = weight.shape[0]
+    dense = arrays["targets"].ndim == hidden.ndim
+    t = arrays["targets"].reshape(-1, vocab) if dense else arrays["targets"].reshape(-1)
     z = h.dot(weight.T)
     if "bias" in arrays:
         z = z + arrays["bias"]
     if options.get("softcap") is not None:
         s = mp.mpf(options["softcap"])
         z = s * _tanh(z / s)
-    vocab = weight.shape[0]
+    one = mp.mpf(1)
+    w = arrays["class_weight"] if "class_weight" in arrays else np.full(vocab, one, dtype=object)
     eps = mp.mpf(options.get("label_smoothing", 0.0))
     lse = _log(_sum(_exp(z), axis=-1))
     ignore = options.get("ignore_index")
-    loss = np.empty(y.shape, dtype=object)
-    for i in range(y.size):
-        if ignore is not None and y[i] == ignore:
-            loss[i] = mp.mpf(0)
+    loss = np.empty(len(t), dtype=object)
+    e = np.empty(len(t), dtype=object)
+    for i in range(len(t)):
+        if dense:
+            target, e[i] = t[i], one
+        elif ignore is not None and t[i] == ignore:
+            loss[i] = e[i] = mp.mpf(0)
             continue
-        loss[i] = (1 - eps) * (lse[i] - z[i, y[i]]) + eps * (lse[i] - _sum(z[i]) / vocab)
-        loss[i] += mp.mpf(options.get("z_loss", 0.0)) * lse[i] ** 2
-    kept = sum(1 for v in y if ignore is None or v != ignore)
-    return _reduce(loss.reshape(hidden.shape[:-1]), options.get("reduction", "mean"), kept)
+        else:
+            target = np.array([one if c == t[i] else mp.mpf(0) for c in range(vocab)])
+            e[i] = w[int(t[i])]
+        a = w * ((1 - eps) * target + eps / vocab)
+        loss[i] = (
+            _sum(a * (lse[i] - z[i])) + mp.mpf(options.get("z_loss", 0.0)) * e[i] * lse[i] ** 2
+        )
+    rows = hidden.shape[:-1]
+    return _weighted_reduce(
+        loss.reshape(rows), arrays, options.get("reduction", "mean"), e.reshape(rows)
+    )
 
 
 def precise_value(case: Case, arrays: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
@@ -226,6 +295,8 @@ def precise_value(case: Case, arrays: Mapping[str, np.ndarray] | None = None) ->
     with mp.workdps(DIGITS):
         if case.variant == "linear_cross_entropy":
             return _linear_loss(values, case.options)
+        if case.variant == "kl_div_log":
+            return _divergence_loss(values, case.options)
         if case.variant in ("entropy", "kl_divergence", "cross_entropy"):
             return _information_loss(case.variant, values, case.options)
         if case.variant in ("sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid_focal_loss"):
@@ -277,6 +348,8 @@ def precise_gradient(case: Case, name: str, index: tuple[int, ...]) -> float | N
 def _dispatch(case: Case, values: Mapping[str, np.ndarray]) -> np.ndarray:
     if case.variant == "linear_cross_entropy":
         return _linear_loss(values, case.options)
+    if case.variant == "kl_div_log":
+        return _divergence_loss(values, case.options)
     if case.variant in ("entropy", "kl_divergence", "cross_entropy"):
         return _information_loss(case.variant, values, case.options)
     if case.variant in ("sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid_focal_loss"):

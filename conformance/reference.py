@@ -13,7 +13,18 @@ Conventions every function keeps:
 * a target weight of exactly 0 contributes 0 whatever it multiplies (``0 log 0 = 0``, as
   :func:`scipy.special.xlogy`), so a ``-inf`` logit under a zero target is harmless;
 * :func:`reduce` is the one place where ``none`` / ``sum`` / ``mean`` / ``sum_over_batch_size``
-  are decided; :func:`reduction_scale` is its derivative;
+  are decided; :func:`reduction_scale` is its derivative; with ``sample_weight`` :math:`s` or
+  ``where`` :math:`m`, :func:`weighted_reduce` replaces both (``docs/semantics.md``,
+  ``xentropy._sample_weights``): with :math:`f_i = s_i m_i` and the per-example mean weights
+  :math:`e_i` (:func:`mean_weights`),
+
+  .. math::
+
+      \text{none}: f_i \ell_i, \quad \text{sum}: \sum_i f_i \ell_i, \quad
+      \text{mean}: \frac{\sum_i f_i \ell_i}{\sum_i f_i e_i}, \quad
+      \text{sum\_over\_batch\_size}: \frac{\sum_i f_i \ell_i}{\sum_i m_i},
+
+  a masked example selected away (its loss never multiplied);
 * the clip bounds ``epsilon`` and ``1 - epsilon`` are rounded to the *compute* dtype
   (float32 for 16- and 32-bit inputs, per ``docs/semantics.md``), as every implementation that
   clips in that dtype must: ``1 - 1e-7`` is ``1 - 1.19e-7`` in float32, and ``log(1 - p)`` at the
@@ -41,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit, log_softmax, rel_entr, xlogy
+from scipy.special import expit, log_expit, log_softmax, logsumexp, rel_entr, xlogy
 
 Arrays = Mapping[str, np.ndarray]
 Result = tuple[np.ndarray, tuple[np.ndarray, ...]]
@@ -73,6 +84,61 @@ def reduction_scale(size: int, reduction: str, total_weight: float | None = None
         size if reduction == "sum_over_batch_size" or total_weight is None else (total_weight)
     )
     return np.inf if denominator == 0 else 1.0 / denominator
+
+
+def has_sample_weights(arrays: Arrays) -> bool:
+    """Whether ``sample_weight`` or ``where`` is given."""
+    return "sample_weight" in arrays or "where" in arrays
+
+
+def weighted_reduce(
+    loss: np.ndarray, arrays: Arrays, reduction: str, mean_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(value, scale)``: per-example ``loss`` reduced with the sample weights and mask of
+    ``arrays`` (module docstring), and ``scale_i = d sum(value) / d loss_i``.
+
+    ``mean_weight`` holds :math:`e_i` (default 1). A zero denominator gives NaN with a zero
+    scale, as the core.
+    """
+    shape = loss.shape
+    s = arrays.get("sample_weight")
+    m = arrays.get("where")
+    keep = np.ones(shape, bool) if m is None else np.broadcast_to(np.asarray(m, bool), shape)
+    s = np.ones(shape) if s is None else np.broadcast_to(_f64(s), shape)
+    factor = np.where(keep, s, 0.0)
+    with np.errstate(invalid="ignore"):
+        weighted = np.where(keep, s * loss, 0.0)
+    if reduction == "none":
+        return weighted, factor
+    total = np.sum(weighted)
+    if reduction == "sum":
+        return _f64(total), factor
+    if reduction == "mean":
+        e = np.ones(shape) if mean_weight is None else np.broadcast_to(mean_weight, shape)
+        denominator = float(np.sum(factor * e))
+    else:
+        denominator = float(np.sum(keep))
+    if denominator == 0:
+        return _f64(np.nan), np.zeros(shape)
+    return _f64(total / denominator), factor / denominator
+
+
+def mean_weights(
+    targets: np.ndarray,
+    num_classes: int,
+    *,
+    sparse: bool,
+    class_weight: np.ndarray | None,
+    ignore_index: int | None,
+) -> np.ndarray:
+    """Per-example mean weights :math:`e_i`: :math:`w_{y_i}` (0 if ignored) for class indices,
+    1 for probability targets (class axis last)."""
+    if not sparse:
+        return np.ones(np.shape(targets)[:-1])
+    w = np.ones(num_classes) if class_weight is None else _f64(class_weight)
+    y = np.asarray(targets).astype(np.int64)
+    keep = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+    return np.where(keep, w[np.where(keep, y, 0)], 0.0)
 
 
 def _weighted_sum(a: np.ndarray, terms: np.ndarray) -> np.ndarray:
@@ -117,13 +183,15 @@ def clip_bounds(epsilon: float, compute_dtype: str) -> tuple[float, float]:
 
 
 def _class_setup(arrays: Arrays, name: str, options: Mapping[str, Any]):
+    """``x`` (class axis last), the target weights ``a``, the per-example mean weights ``e``
+    and the class axis."""
     axis = int(options.get("axis", -1))
     x = np.moveaxis(_f64(arrays[name]), axis, -1)
     targets = arrays["targets"]
     sparse = np.ndim(targets) == np.ndim(x) - 1
     if not sparse:
         targets = np.moveaxis(_f64(targets), axis, -1)
-    a, total = target_weights(
+    a, _ = target_weights(
         targets,
         x.shape[-1],
         sparse=sparse,
@@ -131,24 +199,65 @@ def _class_setup(arrays: Arrays, name: str, options: Mapping[str, Any]):
         ignore_index=options.get("ignore_index"),
         label_smoothing=options.get("label_smoothing", 0.0),
     )
-    return x, a, total, axis
+    e = mean_weights(
+        targets,
+        x.shape[-1],
+        sparse=sparse,
+        class_weight=arrays.get("class_weight"),
+        ignore_index=options.get("ignore_index"),
+    )
+    return x, a, e, axis
 
 
-def _finish(loss, grad, total, axis, options) -> Result:
+def _reduced(
+    loss: np.ndarray, arrays: Arrays, options: Mapping[str, Any], e: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """``(value, d sum(value) / d loss_i)`` by the case's reduction (``e``: the mean weights,
+    default 1), with the sample weights and mask of ``arrays`` when given."""
     reduction = options.get("reduction", "mean")
-    scale = reduction_scale(loss.size, reduction, total)
+    if has_sample_weights(arrays):
+        return weighted_reduce(loss, arrays, reduction, e)
+    total = None if e is None else float(np.sum(e))
+    return reduce(loss, reduction, total), reduction_scale(loss.size, reduction, total)
+
+
+def _row_scale(scale: np.ndarray | float) -> np.ndarray | float:
+    """A per-example scale broadcast over the trailing class axis."""
+    return scale[..., None] if isinstance(scale, np.ndarray) else scale
+
+
+def _finish(loss, grad, e, axis, options, arrays) -> Result:
+    value, scale = _reduced(loss, arrays, options, e)
     with np.errstate(invalid="ignore"):
-        grad = np.moveaxis(grad * scale, -1, axis)
-    return reduce(loss, reduction, total), (grad,)
+        grad = np.moveaxis(grad * _row_scale(scale), -1, axis)
+    return value, (grad,)
+
+
+def _soft_capped(z: np.ndarray, options: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(s tanh(z / s), d/dz = 1 - tanh^2)`` with ``softcap`` s; ``(z, 1)`` without."""
+    softcap = options.get("softcap")
+    if softcap is None:
+        return z, np.ones_like(z)
+    capped = np.tanh(z / softcap)
+    return softcap * capped, 1.0 - capped**2
 
 
 def softmax_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
-    """``l_i = -sum_c a_c log softmax(z)_c``; ``dl/dz = softmax(z) sum(a) - a``."""
-    z, a, total, axis = _class_setup(arrays, "logits", options)
+    """``l_i = -sum_c a_c log softmax(z~)_c + lambda e_i lse(z~)^2`` with ``z~ = s tanh(z/s)``
+    under a soft-cap; ``dl/dz~ = softmax(z~) (sum(a) + 2 lambda e_i lse) - a``, times
+    ``1 - tanh^2(z/s)``."""
+    z, a, e, axis = _class_setup(arrays, "logits", options)
+    z, cap_slope = _soft_capped(z, options)
     logp = log_softmax(z, axis=-1)
     loss = -_weighted_sum(a, logp)
-    grad = np.exp(logp) * np.sum(a, axis=-1, keepdims=True) - a
-    return _finish(loss, grad, total, axis, options)
+    row = np.sum(a, axis=-1)
+    z_loss = float(options.get("z_loss", 0.0))
+    if z_loss:
+        lse = logsumexp(z, axis=-1)
+        loss = loss + z_loss * e * lse**2
+        row = row + 2.0 * z_loss * e * lse
+    grad = (np.exp(logp) * row[..., None] - a) * cap_slope
+    return _finish(loss, grad, e, axis, options, arrays)
 
 
 def categorical_cross_entropy_reference(
@@ -159,7 +268,7 @@ def categorical_cross_entropy_reference(
     ``dl/dclip(q)_c = -a_c / clip(q)_c``, 0 where the clip is active; through the
     normalisation ``q = r / s``: ``dl/dr_j = (g_j - sum_c g_c q_c) / s``.
     """
-    r, a, total, axis = _class_setup(arrays, "probs", options)
+    r, a, e, axis = _class_setup(arrays, "probs", options)
     s = np.sum(r, axis=-1, keepdims=True) if options.get("normalize") else np.ones_like(r[..., :1])
     q = r / s
     epsilon = options.get("epsilon", 1e-7)
@@ -176,7 +285,7 @@ def categorical_cross_entropy_reference(
     g = np.where(passes, g, 0.0)
     if options.get("normalize"):
         g = (g - np.sum(g * q, axis=-1, keepdims=True)) / s
-    return _finish(loss, g, total, axis, options)
+    return _finish(loss, g, e, axis, options, arrays)
 
 
 def _focal_terms(logp: np.ndarray, a: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +304,7 @@ def _focal_terms(logp: np.ndarray, a: np.ndarray, gamma: float) -> tuple[np.ndar
 def softmax_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
     """``l_i = -sum_c alpha_c a_c (1 - p_c)^gamma log p_c``; with ``g_c`` the derivative of the
     ``c`` term with respect to ``log p_c``, ``dl/dz_j = g_j - p_j sum_c g_c``."""
-    z, a, total, axis = _class_setup(arrays, "logits", options)
+    z, a, e, axis = _class_setup(arrays, "logits", options)
     alpha = arrays.get("alpha", options.get("alpha"))
     if alpha is not None:
         a = a * _f64(alpha)
@@ -203,20 +312,20 @@ def softmax_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> 
     terms, g = _focal_terms(logp, a, float(options.get("gamma", 2.0)))
     loss = np.sum(terms, axis=-1)
     grad = g - np.exp(logp) * np.sum(g, axis=-1, keepdims=True)
-    return _finish(loss, grad, total, axis, options)
+    return _finish(loss, grad, e, axis, options, arrays)
 
 
 def poly1_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
     """``l_i = -sum_c a_c log p_c + eps sum_c a_c (1 - p_c)``;
     ``dl/dz = p sum(a) - a + eps p (sum_c a_c p_c - a)``."""
-    z, a, total, axis = _class_setup(arrays, "logits", options)
+    z, a, e, axis = _class_setup(arrays, "logits", options)
     epsilon = float(options.get("epsilon", 2.0))
     logp = log_softmax(z, axis=-1)
     p = np.exp(logp)
     loss = -_weighted_sum(a, logp) + epsilon * np.sum(a * -np.expm1(logp), axis=-1)
     grad = p * np.sum(a, axis=-1, keepdims=True) - a
     grad = grad + epsilon * p * (np.sum(a * p, axis=-1, keepdims=True) - a)
-    return _finish(loss, grad, total, axis, options)
+    return _finish(loss, grad, e, axis, options, arrays)
 
 
 def _smoothed(targets: np.ndarray, label_smoothing: float) -> np.ndarray:
@@ -227,9 +336,11 @@ def _broadcast(weight: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.ones(shape) if weight is None else np.broadcast_to(_f64(weight), shape)
 
 
-def _elementwise_finish(loss: np.ndarray, grad: np.ndarray, options: Mapping[str, Any]) -> Result:
-    reduction = options.get("reduction", "mean")
-    return reduce(loss, reduction), (grad * reduction_scale(loss.size, reduction),)
+def _elementwise_finish(
+    loss: np.ndarray, grad: np.ndarray, options: Mapping[str, Any], arrays: Arrays
+) -> Result:
+    value, scale = _reduced(loss, arrays, options)
+    return value, (grad * scale,)
 
 
 def _sigmoid_ce(x: np.ndarray, t: np.ndarray, pw: np.ndarray) -> np.ndarray:
@@ -249,7 +360,7 @@ def sigmoid_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) 
     w = _broadcast(arrays.get("class_weight"), x.shape)
     loss = w * _sigmoid_ce(x, t, pw)
     grad = w * ((1.0 - t) * expit(x) - pw * t * expit(-x))
-    return _elementwise_finish(loss, grad, options)
+    return _elementwise_finish(loss, grad, options, arrays)
 
 
 def binary_cross_entropy_reference(
@@ -279,7 +390,7 @@ def binary_cross_entropy_reference(
             log_p, log_q = np.maximum(log_p, floor), np.maximum(log_q, floor)
         loss = -w * (np.where(t == 0, 0.0, t * log_p) + np.where(t == 1, 0.0, (1.0 - t) * log_q))
         grad = w * np.where(passes, d_log_p + d_log_q, 0.0)
-    return _elementwise_finish(loss, grad, options)
+    return _elementwise_finish(loss, grad, options, arrays)
 
 
 def _sigmoid_focal_parts(arrays: Arrays, options: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -307,7 +418,7 @@ def sigmoid_focal_loss_reference(arrays: Arrays, options: Mapping[str, Any]) -> 
             gamma * ce * miss ** (gamma - 1.0) * (1.0 - 2.0 * t) * s_pos * s_neg,
         )
     grad = balance * ((s_pos - t) * miss**gamma + slope)
-    return _elementwise_finish(loss, grad, options)
+    return _elementwise_finish(loss, grad, options, arrays)
 
 
 def _information(arrays: Arrays, options: Mapping[str, Any], measure: str) -> Result:
@@ -344,44 +455,101 @@ def cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Resul
     return _information(arrays, options, "cross_entropy")
 
 
-def linear_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
-    """Softmax CE of ``z = cap(h W^T + b)``, ``cap(x) = s tanh(x/s)``, plus ``lambda lse^2``.
+def _divergence_parts(arrays: Arrays, options: Mapping[str, Any]):
+    """``x = log q``, ``p``, ``log p`` of ``kl_div_log`` (targets given as ``p`` or ``log p``)."""
+    x = _f64(arrays["log_predictions"])
+    targets = _f64(arrays["targets"])
+    with np.errstate(divide="ignore"):
+        if options.get("log_target"):
+            return x, np.exp(targets), targets
+        return x, targets, np.log(targets)
 
-    ``dl/dz_c = p_c (1 + 2 lambda lse) - (1-eps)[c == y] - eps/V`` (0 for an ignored target),
-    times ``1 - tanh^2`` under the cap; then ``dh = dz W``, ``dW = dz^T h``, ``db = sum dz``.
-    """
+
+def _divergence_scale(shape: tuple[int, ...], axis: Any, reduction: str) -> float:
+    """``d sum(reduce(losses)) / d losses_i`` for terms of ``shape`` summed along ``axis`` (None:
+    not summed); ``batchmean`` divides by the first dimension."""
+    if reduction == "batchmean":
+        return 1.0 / shape[0] if shape else 1.0
+    size = int(np.prod(shape))
+    if axis is not None:
+        size //= max(shape[int(axis)], 1)
+    return reduction_scale(size, reduction)
+
+
+def _divergence_reduce(shape: tuple[int, ...], losses: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "batchmean":
+        total = np.sum(losses)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _f64(total / np.float64(shape[0]) if shape else total)
+    return reduce(losses, reduction)
+
+
+def kl_div_log_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """``d = p (log p - x)`` per element (``0 log 0 = 0``), ``+ e^x - p`` generalized, summed
+    along ``axis`` if given; ``dd/dx = -p (+ e^x)``."""
+    x, p, log_p = _divergence_parts(arrays, options)
+    generalized = bool(options.get("generalized"))
+    with np.errstate(invalid="ignore"):
+        terms = np.where(p == 0, 0.0, p * (log_p - x))
+    grad = -p
+    if generalized:
+        terms = terms + np.exp(x) - p
+        grad = grad + np.exp(x)
+    axis = options.get("axis")
+    losses = terms if axis is None else np.sum(terms, axis=int(axis))
+    reduction = options.get("reduction", "none")
+    scale = _divergence_scale(x.shape, axis, reduction)
+    return _divergence_reduce(x.shape, losses, reduction), (grad * scale,)
+
+
+def _linear_parts(arrays: Arrays, options: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``h`` (rows), the capped logits ``z``, ``d z / d (h W^T + b)``, the target weights
+    ``a``, the mean weights ``e`` and whether the targets are probabilities."""
     hidden, weight = _f64(arrays["hidden"]), _f64(arrays["weight"])
     bias = arrays.get("bias")
-    h = hidden.reshape(-1, hidden.shape[-1])
-    y = np.asarray(arrays["targets"]).reshape(-1).astype(np.int64)
     vocab = weight.shape[0]
+    h = hidden.reshape(-1, hidden.shape[-1])
+    targets = arrays["targets"]
+    dense = np.ndim(targets) == hidden.ndim
+    t = _f64(targets).reshape(-1, vocab) if dense else np.asarray(targets).reshape(-1)
     z = h @ weight.T + (0.0 if bias is None else _f64(bias))
-    softcap = options.get("softcap")
-    capped = None
-    if softcap is not None:
-        capped = np.tanh(z / softcap)
-        z = softcap * capped
-    eps = float(options.get("label_smoothing", 0.0))
-    z_loss = float(options.get("z_loss", 0.0))
+    z, cap_slope = _soft_capped(z, options)
+    weights = {"class_weight": arrays.get("class_weight"), "sparse": not dense}
     ignore = options.get("ignore_index")
-    keep = np.ones(y.shape, bool) if ignore is None else y != ignore
-    safe = np.where(keep, y, 0)
-    onehot = (safe[:, None] == np.arange(vocab)).astype(np.float64)
+    a, _ = target_weights(
+        t,
+        vocab,
+        **weights,
+        ignore_index=ignore,
+        label_smoothing=options.get("label_smoothing", 0.0),
+    )
+    e = mean_weights(t, vocab, **weights, ignore_index=ignore)
+    return h, z, cap_slope, a, e, dense
+
+
+def linear_cross_entropy_reference(arrays: Arrays, options: Mapping[str, Any]) -> Result:
+    """Softmax CE of ``z = cap(h W^T + b)``, ``cap(x) = s tanh(x/s)``, plus ``lambda e lse^2``.
+
+    With the target weights ``a_c = w_c ((1-eps) t_c + eps/V)`` (``t`` one-hot or
+    probabilities; 0 for an ignored target) and the mean weights ``e`` (``w_y``, 0 ignored; 1
+    for probabilities): ``dl/dz_c = p_c (sum(a) + 2 lambda e lse) - a_c``, times
+    ``1 - tanh^2`` under the cap; then ``dh = dz W``, ``dW = dz^T h``, ``db = sum dz``.
+    """
+    hidden, weight = _f64(arrays["hidden"]), _f64(arrays["weight"])
+    h, z, cap_slope, a, e, _ = _linear_parts(arrays, options)
+    z_loss = float(options.get("z_loss", 0.0))
     logp = log_softmax(z, axis=-1)
-    lse = z[:, 0] - logp[:, 0]
-    loss = -(1.0 - eps) * np.sum(onehot * logp, axis=-1) - eps * np.mean(logp, axis=-1)
-    loss = np.where(keep, loss + z_loss * lse**2, 0.0)
-    reduction = options.get("reduction", "mean")
-    total = float(np.sum(keep))
-    scale = reduction_scale(loss.size, reduction, total)
-    dz = np.exp(logp) * (1.0 + 2.0 * z_loss * lse)[:, None] - (1.0 - eps) * onehot - eps / vocab
-    dz = np.where(keep[:, None], dz, 0.0) * scale
-    if capped is not None:
-        dz = dz * (1.0 - capped**2)
+    lse = logsumexp(z, axis=-1)
+    loss = -_weighted_sum(a, logp) + z_loss * e * lse**2
+    rows = hidden.shape[:-1]
+    value, scale = _reduced(loss.reshape(rows), arrays, options, e.reshape(rows))
+    scale = np.reshape(scale, (-1, 1)) if isinstance(scale, np.ndarray) else scale
+    row = np.sum(a, axis=-1) + 2.0 * z_loss * e * lse
+    dz = (np.exp(logp) * row[:, None] - a) * scale * cap_slope
     grads = [(dz @ weight).reshape(hidden.shape), dz.T @ h]
-    if bias is not None:
+    if arrays.get("bias") is not None:
         grads.append(np.sum(dz, axis=0))
-    return reduce(loss.reshape(hidden.shape[:-1]), reduction, total), tuple(grads)
+    return value, tuple(grads)
 
 
 # --- gradients with respect to the targets ---------------------------------------------------
@@ -402,8 +570,7 @@ def _class_target_gradient(
     axis = int(options.get("axis", -1))
     x = np.moveaxis(_f64(arrays[name]), axis, -1)
     eps = float(options.get("label_smoothing", 0.0))
-    examples = int(np.prod(x.shape[:-1]))
-    scale = reduction_scale(examples, options.get("reduction", "mean"), examples)
+    scale = _row_scale(_reduced(np.zeros(x.shape[:-1]), arrays, options)[1])
     weight = arrays.get("class_weight")
     w = np.ones(x.shape[-1]) if weight is None else _f64(weight)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -412,8 +579,13 @@ def _class_target_gradient(
 
 
 def softmax_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
-    """``dl/dt_c = -(1 - eps) w_c log softmax(z)_c``."""
-    return _class_target_gradient(arrays, "logits", options, lambda z: -log_softmax(z, axis=-1))
+    """``dl/dt_c = -(1 - eps) w_c log softmax(z~)_c`` (the z-loss of probability targets
+    weighs 1: it does not depend on them)."""
+
+    def per_class(z: np.ndarray) -> np.ndarray:
+        return -log_softmax(_soft_capped(z, options)[0], axis=-1)
+
+    return _class_target_gradient(arrays, "logits", options, per_class)
 
 
 def categorical_cross_entropy_target_gradient(
@@ -455,11 +627,11 @@ def poly1_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, An
     return _class_target_gradient(arrays, "logits", options, per_class)
 
 
-def _elementwise_target(grad: np.ndarray, options: Mapping[str, Any]) -> Targets:
+def _elementwise_target(grad: np.ndarray, options: Mapping[str, Any], arrays: Arrays) -> Targets:
     """``dl/dt`` (``grad``, with respect to the smoothed targets) through the smoothing
     ``t (1 - eps) + eps / 2`` and the reduction."""
     eps = float(options.get("label_smoothing", 0.0))
-    scale = reduction_scale(grad.size, options.get("reduction", "mean"))
+    scale = _reduced(np.zeros(grad.shape), arrays, options)[1]
     grad = grad * (1.0 - eps) * scale
     return {"targets": (grad, np.isfinite(grad))}
 
@@ -469,7 +641,7 @@ def sigmoid_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, 
     x = _f64(arrays["logits"])
     pw = _broadcast(arrays.get("pos_weight", options.get("pos_weight")), x.shape)
     w = _broadcast(arrays.get("class_weight"), x.shape)
-    return _elementwise_target(w * (pw * -log_expit(x) + log_expit(-x)), options)
+    return _elementwise_target(w * (pw * -log_expit(x) + log_expit(-x)), options, arrays)
 
 
 def binary_cross_entropy_target_gradient(
@@ -486,7 +658,7 @@ def binary_cross_entropy_target_gradient(
         log_p, log_q = np.log(p), np.log1p(-p)
         if floor is not None:
             log_p, log_q = np.maximum(log_p, floor), np.maximum(log_q, floor)
-        return _elementwise_target(-w * (log_p - log_q), options)
+        return _elementwise_target(-w * (log_p - log_q), options, arrays)
 
 
 def sigmoid_focal_loss_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
@@ -506,7 +678,7 @@ def sigmoid_focal_loss_target_gradient(arrays: Arrays, options: Mapping[str, Any
             gamma * ce * miss ** (gamma - 1.0) * (s_neg - s_pos),
         )
     grad = d_balance * ce * miss**gamma + balance * (-x * miss**gamma + slope)
-    return _elementwise_target(grad, options)
+    return _elementwise_target(grad, options, arrays)
 
 
 def _information_target(arrays: Arrays, options: Mapping[str, Any], measure: str) -> Targets:
@@ -523,6 +695,20 @@ def _information_target(arrays: Arrays, options: Mapping[str, Any], measure: str
     return {"p": (grad, np.isfinite(grad))}
 
 
+def linear_cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """Probability targets: ``dl/dt_c = -(1 - eps) w_c log softmax(z)_c`` (their z-loss
+    weighs 1, independent of ``t``)."""
+    hidden = _f64(arrays["hidden"])
+    _, z, _, _, _, _ = _linear_parts(arrays, options)
+    eps = float(options.get("label_smoothing", 0.0))
+    weight = arrays.get("class_weight")
+    w = np.ones(z.shape[-1]) if weight is None else _f64(weight)
+    rows = hidden.shape[:-1]
+    scale = _row_scale(_reduced(np.zeros(rows), arrays, options)[1])
+    grad = -(1.0 - eps) * w * log_softmax(z, axis=-1).reshape(*rows, -1) * scale
+    return {"targets": (grad, np.isfinite(grad))}
+
+
 def kl_divergence_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
     """``d KL(p||q) / dp = log p - log q + 1`` (undefined at ``p = 0``)."""
     return _information_target(arrays, options, "kl_divergence")
@@ -531,6 +717,21 @@ def kl_divergence_target_gradient(arrays: Arrays, options: Mapping[str, Any]) ->
 def cross_entropy_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
     """``d H(p, q) / dp = -log q``."""
     return _information_target(arrays, options, "cross_entropy")
+
+
+def kl_div_log_target_gradient(arrays: Arrays, options: Mapping[str, Any]) -> Targets:
+    """``dd/dp = log p + 1 - x`` (``- 1`` generalized; undefined at ``p = 0``, where the loss is
+    infinite on one side); with log targets ``t = log p``: ``dd/dt = p (t - x + 1)`` (``- p``
+    generalized), 0 at ``t = -inf``."""
+    x, p, log_p = _divergence_parts(arrays, options)
+    minus = 1.0 if options.get("generalized") else 0.0
+    with np.errstate(invalid="ignore"):
+        if options.get("log_target"):
+            grad = np.where(p == 0, 0.0, p * (log_p - x + 1.0 - minus))
+        else:
+            grad = log_p + 1.0 - x - minus
+    grad = grad * _divergence_scale(x.shape, options.get("axis"), options.get("reduction", "none"))
+    return {"targets": (grad, np.isfinite(grad))}
 
 
 TARGET_GRADIENTS: dict[str, Callable[..., Targets]] = {
@@ -543,6 +744,8 @@ TARGET_GRADIENTS: dict[str, Callable[..., Targets]] = {
     "sigmoid_focal_loss": sigmoid_focal_loss_target_gradient,
     "kl_divergence": kl_divergence_target_gradient,
     "cross_entropy": cross_entropy_target_gradient,
+    "kl_div_log": kl_div_log_target_gradient,
+    "linear_cross_entropy": linear_cross_entropy_target_gradient,
 }
 
 
@@ -558,6 +761,7 @@ REFERENCES: dict[str, Callable[..., Result]] = {
     "kl_divergence": kl_divergence_reference,
     "cross_entropy": cross_entropy_reference,
     "linear_cross_entropy": linear_cross_entropy_reference,
+    "kl_div_log": kl_div_log_reference,
 }
 
 
@@ -593,11 +797,70 @@ def target_gradient_reference(
     Raises:
         KeyError: for a variant without floating targets.
     """
-    if variant in CLIPPING:
-        found = TARGET_GRADIENTS[variant](arrays, options, compute_dtype(dtype))
-    else:
-        found = TARGET_GRADIENTS[variant](arrays, options)
+    found: Targets = {}
+    if any(n != "sample_weight" for n in names):
+        if variant in CLIPPING:
+            found = TARGET_GRADIENTS[variant](arrays, options, compute_dtype(dtype))
+        else:
+            found = TARGET_GRADIENTS[variant](arrays, options)
+    if "sample_weight" in names:
+        found["sample_weight"] = sample_weight_gradient(variant, arrays, options, dtype)
     return tuple(found[n][0] for n in names), tuple(found[n][1] for n in names)
+
+
+CLASS_FAMILY = (
+    "softmax_cross_entropy",
+    "categorical_cross_entropy",
+    "softmax_focal_loss",
+    "poly1_cross_entropy",
+)
+
+
+def sample_weight_gradient(
+    variant: str, arrays: Arrays, options: Mapping[str, Any], dtype: str = "float64"
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(d sum(loss) / d s, defined)`` for the sample weights ``s``, from the per-example
+    losses :math:`\ell_i` (``reduction="none"``, no weights, no mask).
+
+    With :math:`f_i = s_i m_i`: ``none`` and ``sum`` give :math:`m_i \ell_i`;
+    ``mean`` (:math:`L = \sum f \ell / D`, :math:`D = \sum f e`) gives
+    :math:`m_i (\ell_i - e_i L) / D`; ``sum_over_batch_size`` :math:`m_i \ell_i / \sum m`.
+    Summed over the axes along which ``s`` broadcasts.
+    """
+    plain = {k: v for k, v in arrays.items() if k not in ("sample_weight", "where")}
+    losses, _ = reference(variant, plain, {**options, "reduction": "none"}, dtype)
+    shape = losses.shape
+    keep = arrays.get("where")
+    keep = np.ones(shape, bool) if keep is None else np.broadcast_to(np.asarray(keep, bool), shape)
+    reduction = options.get("reduction", "mean")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grad = np.where(keep, losses, 0.0)
+        if reduction == "mean":
+            e = None
+            if variant in CLASS_FAMILY:
+                name = "probs" if variant == "categorical_cross_entropy" else "logits"
+                e = _class_setup(arrays, name, options)[2]
+            elif variant == "linear_cross_entropy":
+                e = _linear_parts(arrays, options)[4].reshape(shape)
+            e = np.ones(shape) if e is None else e
+            s = np.broadcast_to(_f64(arrays["sample_weight"]), shape)
+            factor = np.where(keep, s, 0.0)
+            denominator = np.sum(factor * e)
+            value = np.sum(np.where(keep, s * losses, 0.0)) / denominator
+            grad = np.where(keep, losses - e * value, 0.0) / denominator
+        elif reduction == "sum_over_batch_size":
+            grad = grad / np.sum(keep)
+    weight_shape = np.shape(arrays["sample_weight"])
+    grad = _unbroadcast(grad, weight_shape)
+    return grad, np.isfinite(grad)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``grad`` summed over the axes along which an array of ``shape`` was broadcast to it."""
+    lead = grad.ndim - len(shape)
+    grad = np.sum(grad, axis=tuple(range(lead))) if lead else grad
+    axes = tuple(k for k, n in enumerate(shape) if n == 1 and grad.shape[k] != 1)
+    return np.sum(grad, axis=axes, keepdims=True) if axes else grad
 
 
 def hvp_reference(

@@ -34,10 +34,12 @@ SHORT_NAMES = {
     "torch-adapter": "torch:ad",
     "jax-adapter": "jax:ad",
     "tensorflow-adapter": "tf:ad",
+    "tensorflow-v1-adapter": "tf1:ad",
     "keras-adapter": "keras:ad",
     "torch-native": "torch:nat",
     "jax-native": "jax:nat",
     "tensorflow-native": "tf:nat",
+    "tensorflow-v1-native": "tf1:nat",
     "keras-native": "keras:nat",
 }
 NOT_INSTALLED = "n/i"

@@ -13,9 +13,11 @@ reference under the tolerance of :mod:`~xentropy.conformance.tolerances`. An ada
 compared with its framework's own loss (``against="native"``) with twice the tolerance (each may
 be off the exact value by the tolerance); a larger difference fails only when the adapter is the
 one off the reference (a native that is itself off the reference, e.g. computing in float16,
-is reported in the cell's detail and passes). Derivative cells compare only where the derivative
-exists, and a Hessian-vector product beyond its finite-difference reference's own uncertainty
-(:class:`Allowance`).
+is reported in the cell's detail and passes). A native loss that computes a dtype in a narrower
+one (``tf.compat.v1.losses`` reduces float64 in float32) is held to that one's tolerance, in its
+own column and in the comparisons with it (:meth:`Backend.precision`). Derivative cells compare
+only where the derivative exists, and a Hessian-vector product beyond its finite-difference
+reference's own uncertainty (:class:`Allowance`).
 
 A sample of cases is also run through :func:`~xentropy.conformance.precise.check_reference`,
 which validates the float64 reference against 80-digit arithmetic.
@@ -363,7 +365,8 @@ class _Evaluator:
         if made != dtype:
             return Comparison(False, np.inf, np.inf, np.inf, f"result dtype {made}, not {dtype}")
         allowance = allowance or Allowance()
-        return compare(*allowance.masked(values, expected), dtype, slack=allowance.slack)
+        precision = backend.precision(dtype)
+        return compare(*allowance.masked(values, expected), precision, slack=allowance.slack)
 
     @staticmethod
     def _cell(
@@ -451,10 +454,12 @@ class _Evaluator:
             return skipped(f"unreadable native result: {_error_text(exc)}")
         if len(theirs_np) != len(ours_np):
             return skipped("the native loss gives other gradients")
-        # each side may be off the exact value by the tolerance: twice it between them
+        # each side may be off the exact value by the tolerance: twice it between them, the
+        # tolerance of the native loss's precision where it computes in a narrower dtype
+        precision = backend.native_precision(dtype)
         between = _combine(
             [
-                compare(*allowance.masked(o, t), dtype, factor=2.0)
+                compare(*allowance.masked(o, t), precision, factor=2.0)
                 for o, t, allowance in zip(ours_np, theirs_np, allowed, strict=True)
             ]
         )
@@ -462,7 +467,7 @@ class _Evaluator:
             return self._cell(base, quantity, "native", between)
         native_error = _combine(
             [
-                compare(*allowance.masked(t, e), dtype, slack=allowance.slack)
+                compare(*allowance.masked(t, e), precision, slack=allowance.slack)
                 for t, e, allowance in zip(theirs_np, exact, allowed, strict=True)
             ]
         )
@@ -579,6 +584,7 @@ COSTS = {
     "torch-adapter": 27.0,
     "jax-adapter": 330.0,
     "tensorflow-adapter": 11.0,
+    "tensorflow-v1-adapter": 8.0,
     "keras-adapter": 15.0,
 }
 REFERENCE_CHECK = ("reference check", "")

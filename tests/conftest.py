@@ -8,6 +8,14 @@ dtypes with ``@pytest.mark.dtypes("float64", ...)``.
 ``XENTROPY_REQUIRE_BACKENDS`` (a comma list such as ``numpy,array_api_strict,torch,jax``) turns
 the skip of a backend whose framework cannot be imported into a failure, so that a CI job cannot
 pass by skipping everything; adapter tests use :func:`require_or_skip` for the same effect.
+
+Dask arrays are made with two chunks along every axis of length two or more (the class axis
+included), so that every reduction combines partial results. A Dask call spends 50-100 ms
+building and scheduling its graph even on these tiny arrays, so a test with more than
+``DASK_SAMPLE_ABOVE`` Dask cases runs a fixed sample of one in ``DASK_SAMPLE_EVERY`` of them
+(chosen by a hash of the test id; the other backends run every case);
+``XENTROPY_DASK_ALL_CASES=1`` runs them all. CuPy runs where CuPy imports and sees a CUDA
+device, and is skipped with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -73,10 +81,19 @@ class Backend(Enum):
     NUMPY = "numpy"
     ARRAY_API_STRICT = "array_api_strict"
     ARRAY_API_STRICT_NO_FLOAT64 = "array_api_strict:no_float64"
+    DASK = "dask"
+    CUPY = "cupy"
 
     @property
     def modname(self) -> str:
         return self.value.split(":")[0]
+
+    @property
+    def namespace_module(self) -> str:
+        """The module of the Array API namespace (array-api-compat's wrapper for Dask, CuPy)."""
+        if self in (Backend.DASK, Backend.CUPY):
+            return f"array_api_compat.{self.modname}" + (".array" if self is Backend.DASK else "")
+        return self.modname
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -85,11 +102,18 @@ class Backend(Enum):
             Backend.NUMPY: ("float16", "float32", "float64"),
             Backend.ARRAY_API_STRICT: ("float32", "float64"),
             Backend.ARRAY_API_STRICT_NO_FLOAT64: ("float32",),
+            # Dask computes with NumPy's kernels, float16 included: that dtype's arithmetic is
+            # the NumPy backend's; Dask adds the graph, which float32 and float64 cover
+            Backend.DASK: ("float32", "float64"),
+            Backend.CUPY: ("float16", "float32", "float64"),
         }[self]
 
     def namespace(self) -> ModuleType:
         """The array namespace (imported, or the test is skipped / failed)."""
-        return require_or_skip(self.modname)
+        xp = require_or_skip(self.modname, self.namespace_module)
+        if self is Backend.CUPY:
+            _require_cuda_device()
+        return xp
 
     def device(self, xp: ModuleType) -> Any:
         """The device arrays are created on (None: the namespace's default)."""
@@ -97,11 +121,39 @@ class Backend(Enum):
             return xp.Device("no_float64")
         return None
 
+    def asarray(self, xp: ModuleType, array: np.ndarray, device: Any) -> Any:
+        """``array`` in this backend, on ``device`` (None: the default device)."""
+        if self is Backend.DASK:
+            import dask.array as da
+
+            return da.from_array(array, chunks=tuple(max(1, -(-d // 2)) for d in array.shape))
+        # no device keyword for the default device: NumPy < 2 has none
+        return xp.asarray(array) if device is None else xp.asarray(array, device=device)
+
     def pytest_param(self, *values: Any) -> Any:
         return pytest.param(self, *values, id="-".join([self.value, *map(str, values)]))
 
 
+def _require_cuda_device() -> None:
+    """Skip (or fail, where CuPy is required) unless CuPy sees a CUDA device."""
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError as exc:
+        count, why = 0, f"the CUDA runtime failed: {exc}"
+    else:
+        why = "no CUDA device is visible"
+    if count == 0:
+        reason = f"backend 'cupy' is installed but {why}"
+        if "cupy" in required_backends():
+            pytest.fail(f"{reason}, but {REQUIRE_ENV} requires it", pytrace=False)
+        pytest.skip(reason)
+
+
 CORE_BACKENDS = tuple(Backend)
+DASK_SAMPLE_ABOVE = 40
+DASK_SAMPLE_EVERY = 12
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,6 +180,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", [b.pytest_param() for b in backends])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect all but a fixed sample of the Dask cases of each large case grid."""
+    if os.environ.get("XENTROPY_DASK_ALL_CASES") == "1":
+        return
+    dask_cases: dict[tuple[str, str], list[pytest.Item]] = {}
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("backend") is Backend.DASK:
+            key = (item.path.name, getattr(item, "originalname", item.name))
+            dask_cases.setdefault(key, []).append(item)
+    dropped = {
+        id(item)
+        for cases in dask_cases.values()
+        if len(cases) > DASK_SAMPLE_ABOVE
+        for item in cases
+        if zlib.crc32(item.name.encode()) % DASK_SAMPLE_EVERY
+    }
+    if dropped:
+        config.hook.pytest_deselected(items=[i for i in items if id(i) in dropped])
+        items[:] = [i for i in items if id(i) not in dropped]
+
+
 @pytest.fixture
 def xp(backend: Backend) -> ModuleType:
     return backend.namespace()
@@ -139,7 +213,7 @@ def device(backend: Backend, xp: ModuleType) -> Any:
 
 
 @pytest.fixture
-def to_backend(xp: ModuleType, device: Any) -> Callable[..., Any]:
+def to_backend(backend: Backend, xp: ModuleType, device: Any) -> Callable[..., Any]:
     """``to_backend(np_array, dtype=None)``: the array in the backend (on its device).
 
     ``dtype`` is a name such as ``"float32"`` or ``"int64"``; None keeps the array's own dtype.
@@ -149,16 +223,20 @@ def to_backend(xp: ModuleType, device: Any) -> Callable[..., Any]:
         array = np.asarray(array)
         if dtype is not None:
             array = array.astype(dtype)
-        # no device keyword for the default device: NumPy < 2 has none
-        return xp.asarray(array) if device is None else xp.asarray(array, device=device)
+        return backend.asarray(xp, array, device)
 
     return convert
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy copy of a backend array (any dtype, 0-d included)."""
+    """A NumPy copy of a backend array (any dtype, 0-d included); a Dask array is computed."""
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
+    module = type(x).__module__.partition(".")[0]
+    if module == "dask":
+        return np.asarray(x.compute())
+    if module == "cupy":
+        return x.get()
     return np.from_dlpack(x).copy()
 
 
@@ -287,7 +365,16 @@ INDEX_OPTIONS: dict[str, dict] = {
     },
 }
 VARIANT_OPTIONS: dict[str, dict[str, dict]] = {
-    "softmax_cross_entropy": {},
+    "softmax_cross_entropy": {
+        "softcap=2": {"softcap": 2.0},
+        "z_loss": {"z_loss": 0.05},
+        "softcap+z_loss+weight+smoothing": {
+            "softcap": 3.0,
+            "z_loss": 0.02,
+            "class_weight": CLASS_WEIGHT,
+            "label_smoothing": 0.1,
+        },
+    },
     "categorical_cross_entropy": {
         "normalize": {"normalize": True},
         "no_clip": {"epsilon": None},

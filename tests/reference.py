@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import expit, log_expit, log_softmax, rel_entr, softmax, xlogy
+from scipy.special import expit, log_expit, log_softmax, logsumexp, rel_entr, softmax, xlogy
 
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
 
@@ -44,6 +44,25 @@ def reduce(loss: np.ndarray, reduction: str, total_weight: float | None = None) 
         raise ValueError(f"unknown reduction {reduction!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         return _f64(np.float64(total) / np.float64(denominator))
+
+
+def sample_weighted(losses, reduction, sample_weight=None, where=None, mean_weight=None):
+    """Per-example ``losses`` weighted by ``sample_weight`` and masked by ``where`` (both
+    broadcast to them), then reduced: ``mean`` divides by ``sum(s * m * mean_weight)``,
+    ``sum_over_batch_size`` by the number of unmasked examples."""
+    losses = _f64(losses)
+    s = np.broadcast_to(1.0 if sample_weight is None else _f64(sample_weight), losses.shape)
+    m = np.broadcast_to(True if where is None else np.asarray(where), losses.shape)
+    e = np.broadcast_to(1.0 if mean_weight is None else _f64(mean_weight), losses.shape)
+    weighted = np.where(m, s * losses, 0.0)
+    if reduction == "none":
+        return weighted
+    total = np.sum(weighted)
+    if reduction == "sum":
+        return _f64(total)
+    denominator = np.sum(np.where(m, s * e, 0.0)) if reduction == "mean" else np.sum(m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _f64(total / np.float64(denominator))
 
 
 def _weighted_sum(a: np.ndarray, log_terms: np.ndarray) -> np.ndarray:
@@ -111,13 +130,32 @@ def softmax_cross_entropy(
     ignore_index=None,
     label_smoothing=0.0,
     reduction="mean",
+    softcap=None,
+    z_loss=0.0,
 ):
-    """``loss_i = -sum_c a_c log_softmax(x)_c`` (torch ``F.cross_entropy``, both target kinds)."""
+    """``loss_i = -sum_c a_c log_softmax(x)_c`` (torch ``F.cross_entropy``, both target kinds),
+    plus ``z_loss * w_{y_i} * lse(x_i)^2`` (``w_{y_i}``: 1 for probability targets, 0 for an
+    ignored index), with ``x = softcap * tanh(logits / softcap)`` when ``softcap`` is set."""
     x, a, total = _softmax_family_setup(
         logits, targets, axis, class_weight, ignore_index, label_smoothing
     )
+    if softcap is not None:
+        x = softcap * np.tanh(x / softcap)
     loss = -_weighted_sum(a, log_softmax(x, axis=-1))
+    if z_loss:
+        lse = logsumexp(x, axis=-1)
+        loss = loss + z_loss * _example_weight(targets, x, class_weight, ignore_index) * lse**2
     return reduce(loss, reduction, total)
+
+
+def _example_weight(targets, x, class_weight, ignore_index):
+    """Per-example weight of class indices (class weight, 0 if ignored); 1 for probabilities."""
+    if np.ndim(targets) == x.ndim:
+        return np.ones(x.shape[:-1])
+    y = np.asarray(targets)
+    weight = np.ones(x.shape[-1]) if class_weight is None else _f64(class_weight)
+    kept = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+    return np.where(kept, weight[np.where(kept, y, 0)], 0.0)
 
 
 def categorical_cross_entropy(

@@ -11,6 +11,7 @@ from conftest import to_numpy
 from tolerances import assert_close
 
 import xentropy
+from xentropy.ops import is_lazy
 
 DOC_COUNTS = [1000, 2300, 20310, 6700]
 SCHEMES = ("inverse", "log_inverse", "effective_number")
@@ -95,5 +96,10 @@ def test_bad_options(to_backend, kwargs, pattern):
     ids=["zero-count", "negative-count", "2-d"],
 )
 def test_bad_counts(to_backend, counts, pattern):
+    counts = to_backend(np.array(counts))
+    if is_lazy(counts) and counts.ndim == 1:
+        # the values of lazy (Dask) counts are not read: every weight is NaN instead
+        assert np.all(np.isnan(to_numpy(xentropy.class_weights(counts))))
+        return
     with pytest.raises(ValueError, match=pattern):
-        xentropy.class_weights(to_backend(np.array(counts)))
+        xentropy.class_weights(counts)

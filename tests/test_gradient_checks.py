@@ -131,6 +131,21 @@ CASES = [
         lambda r: (distributions(r), distributions(r)),
     ),
     Case(
+        "kl_div-batchmean",
+        ops.PointwiseKLDivergence(reduction="batchmean"),
+        lambda r: (log_softmax(logits(r), axis=-1), distributions(r), None),
+    ),
+    Case(
+        "kl_div-log_target-generalized",
+        ops.PointwiseKLDivergence(axis=-1, log_target=True, generalized=True),
+        lambda r: (log_softmax(logits(r), axis=-1), np.log(distributions(r)), None),
+    ),
+    Case(
+        "kl_div-probability_clip",
+        ops.PointwiseKLDivergence(axis=-1, probability_clip=1e-7, reduction="sum"),
+        lambda r: (probabilities(r), probabilities(r), None),
+    ),
+    Case(
         "nll",
         ops.NegativeLogLikelihood(ignore_index=1),
         lambda r: (log_softmax(logits(r), axis=-1), np.array([0, 1, 3]), WEIGHT),

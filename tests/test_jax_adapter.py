@@ -346,15 +346,20 @@ def _compare(case_id: str, dtype: str, reference_dtype: str, rtol: float, atol: 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_signature_is_optax_plus_validate(name):
-    """Same parameter names, order, kinds and defaults as optax; one keyword-only extra."""
+    """Same parameter names, order, kinds and defaults as optax; keyword-only extras after them:
+    the LLM options on the two softmax cross entropies, then ``validate``."""
     mine = list(inspect.signature(ours(name)).parameters.values())
     native = list(inspect.signature(theirs(name)).parameters.values())
     assert [(p.name, p.kind, p.default) for p in mine[: len(native)]] == [
         (p.name, p.kind, p.default) for p in native
     ]
     extra = mine[len(native) :]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    llm = [("softcap", keyword, None), ("z_loss", keyword, 0.0), ("return_lse", keyword, False)]
+    with_llm = name in ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels")
     assert [(p.name, p.kind, p.default) for p in extra] == [
-        ("validate", inspect.Parameter.KEYWORD_ONLY, True)
+        *(llm if with_llm else []),
+        ("validate", keyword, True),
     ]
     assert "optax" in (ours(name).__doc__ or "")
 
@@ -722,9 +727,9 @@ def test_label_kinds_are_not_mixed_up():
 
 def test_label_values_are_validated_eagerly():
     """B04 / D06: optax computes with labels outside their range (negative losses)."""
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError, match="labels must lie in"):
         xjax.sigmoid_binary_cross_entropy(jnp.zeros(2), jnp.array([1.5, -0.5]))
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError, match="labels must lie in"):
         xjax.softmax_cross_entropy(jnp.zeros((1, 2)), jnp.array([[-0.5, 1.5]]))
     assert float(optax.sigmoid_binary_cross_entropy(jnp.array(2.0), jnp.array(1.5))) < 0
 

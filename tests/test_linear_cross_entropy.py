@@ -101,7 +101,7 @@ def test_torch_fused_matches_unfused(case: str, dtype: str) -> None:
     core = _core_options(options)
 
     def fused(h: Any, w: Any, b: Any) -> Any:
-        return linear_cross_entropy(h, w, y, b, **{"ignore_index": -100, **core})
+        return linear_cross_entropy(h, w, y, linear_bias=b, **{"ignore_index": -100, **core})
 
     def unfused(h: Any, w: Any, b: Any) -> Any:
         z = torch.nn.functional.linear(h, w, b)

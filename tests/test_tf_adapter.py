@@ -446,9 +446,9 @@ def test_unknown_class_dimension_raises(tf, xtf):
 
 def test_bad_label_values_raise_eagerly(tf, xtf):
     logits = tf.zeros([2, 3])
-    with pytest.raises(ValueError, match="targets must lie"):
+    with pytest.raises(ValueError, match="labels must lie"):
         xtf.nn.softmax_cross_entropy_with_logits(tf.constant([[1.5, -0.5, 0.0]] * 2), logits)
-    with pytest.raises(ValueError, match="targets must lie"):
+    with pytest.raises(ValueError, match="labels must lie"):
         xtf.nn.sigmoid_cross_entropy_with_logits(tf.fill([2, 3], 1.5), logits)
     with pytest.raises(ValueError, match="pos_weight must lie"):
         xtf.nn.weighted_cross_entropy_with_logits(tf.ones([2, 3]), logits, -1.0)
@@ -612,6 +612,7 @@ def test_package_loads_nn_lazily(tf):
         "import sys, xentropy.backends.tensorflow as m\n"
         "assert 'tensorflow' not in sys.modules\n"
         "assert 'xentropy.backends.tensorflow.nn' not in sys.modules\n"
-        "assert set(m.__all__) == {'nn', 'apply_op', 'linear_cross_entropy'}\n"
+        "assert set(m.__all__) == {'nn', 'losses', 'apply_op', 'linear_cross_entropy'}\n"
+        "assert 'xentropy.backends.tensorflow.losses' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

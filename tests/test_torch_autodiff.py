@@ -81,6 +81,11 @@ LOSSES = (
     "NLLLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "LinearCrossEntropyLoss",
+    "kl_div",
+    "multilabel_soft_margin_loss",
+    "KLDivLoss",
+    "MultiLabelSoftMarginLoss",
 )
 
 
@@ -110,9 +115,17 @@ def cases(torch: ModuleType, X: ModuleType, validate: bool = True) -> dict[str, 
     lw = t(rng.normal(size=(C, 3)))
     lb = t(rng.normal(size=C))
     one = t(rng.normal(size=C))
+    lq = torch.log_softmax(t(rng.normal(size=(4, C))), dim=1)
+    pk = soft((4, C), 1)
 
     def both(fn: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
         return functools.partial(fn, F), functools.partial(fn, TF)
+
+    lce_modules = []
+    for module in (xnn.LinearCrossEntropyLoss, nn.LinearCrossEntropyLoss):
+        with torch.random.fork_rng():
+            torch.manual_seed(7)
+            lce_modules.append(module(3, C, bias=True, label_smoothing=0.1, dtype=torch.float64))
 
     table: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None, tuple[Any, ...]]] = {
         "ce-index-weight-ignore-smoothing": (
@@ -151,7 +164,7 @@ def cases(torch: ModuleType, X: ModuleType, validate: bool = True) -> dict[str, 
             (x, tb),
         ),
         "lce-bias-smoothing": (
-            lambda a, b, c: F.linear_cross_entropy(a, b, y, c, label_smoothing=0.1),
+            lambda a, b, c: F.linear_cross_entropy(a, b, y, linear_bias=c, label_smoothing=0.1),
             lambda a, b, c: TF.linear_cross_entropy(
                 a, b, y, linear_bias=c, ignore_index=-100, label_smoothing=0.1
             ),
@@ -182,6 +195,34 @@ def cases(torch: ModuleType, X: ModuleType, validate: bool = True) -> dict[str, 
         "BCEWithLogitsLoss": (
             lambda a, b: xnn.BCEWithLogitsLoss(bw, pos_weight=pw)(a, b),
             lambda a, b: nn.BCEWithLogitsLoss(bw, pos_weight=pw)(a, b),
+            (x, tb),
+        ),
+        # its projection is a parameter: the same seed gives both modules the same one
+        "LinearCrossEntropyLoss": (
+            lambda a: lce_modules[0](a, y),
+            lambda a: lce_modules[1](a, y),
+            (h,),
+        ),
+        "kl_div-batchmean": (
+            *both(lambda m, a, b: m.kl_div(a, b, reduction="batchmean")),
+            (lq, pk),
+        ),
+        "kl_div-log_target-none": (
+            *both(lambda m, a, b: m.kl_div(a, b, reduction="none", log_target=True)),
+            (lq, pk.log()),
+        ),
+        "multilabel-weight-none": (
+            *both(lambda m, a, b, c: m.multilabel_soft_margin_loss(a, b, c, reduction="none")),
+            (x, tb, w),
+        ),
+        "KLDivLoss": (
+            lambda a, b: xnn.KLDivLoss(reduction="sum")(a, b),
+            lambda a, b: nn.KLDivLoss(reduction="sum")(a, b),
+            (lq, pk),
+        ),
+        "MultiLabelSoftMarginLoss": (
+            lambda a, b: xnn.MultiLabelSoftMarginLoss(w)(a, b),
+            lambda a, b: nn.MultiLabelSoftMarginLoss(w)(a, b),
             (x, tb),
         ),
         # weights that torch refuses to differentiate: finite differences only
@@ -216,6 +257,12 @@ CASE_IDS = (
     "NLLLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "LinearCrossEntropyLoss",
+    "kl_div-batchmean",
+    "kl_div-log_target-none",
+    "multilabel-weight-none",
+    "KLDivLoss",
+    "MultiLabelSoftMarginLoss",
     "ce-index-class-weight",
     "nll-class-weight",
     "bce-weight-grad",
@@ -257,8 +304,10 @@ def test_dialect_covered(X):
     covered = {
         "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
         "linear_cross_entropy", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
+        "LinearCrossEntropyLoss", "kl_div", "multilabel_soft_margin_loss", "KLDivLoss",
+        "MultiLabelSoftMarginLoss",
     }  # fmt: skip
-    assert set(X.__all__) - {"functional", "nn"} == covered
+    assert set(X.__all__) - {"functional", "nn", "LinearCrossEntropyOptions"} == covered
 
 
 # --- reverse mode: gradcheck, gradgradcheck, native values -----------------------------------
@@ -497,12 +546,12 @@ def test_per_sample_gradients_linear_cross_entropy(torch, X):
 
     def per_sample(loss):
         def fn(p, h, y):
-            return loss(h[None], p["weight"], y[None], p["bias"])
+            return loss(h[None], p["weight"], y[None], linear_bias=p["bias"])
 
         return func.vmap(func.grad(fn), in_dims=(None, 0, 0))(params, hs, ys)
 
     got = per_sample(X.linear_cross_entropy)
-    expected = per_sample(lambda h, w, y, b: TF.linear_cross_entropy(h, w, y, linear_bias=b))
+    expected = per_sample(TF.linear_cross_entropy)
     for key in got:
         close(torch, got[key], expected[key])
 
@@ -854,12 +903,16 @@ def test_exact_path_under_forward_mode(torch, X):
         assert fwad.unpack_dual(loss).tangent is not None
 
 
+@pytest.mark.parametrize("targets", ["indices", "probabilities"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_inplace_edit_of_the_logits_after_the_forward(torch, X, smoothing):
-    """With class indices both torch and ours keep the log-softmax, not the logits: an in-place
-    edit between the forward and the backward leaves the gradient that of the original logits."""
+def test_inplace_edit_of_the_logits_after_the_forward(torch, X, smoothing, targets):
+    """Both torch and ours keep the log-softmax, not the logits: an in-place edit between the
+    forward and the backward leaves the gradient that of the original logits."""
     x = torch.randn(4, C, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 1, 2, 3])
+    if targets == "probabilities":
+        y = torch.softmax(torch.randn(4, C, dtype=torch.float64), -1)
+        y[0, 1] = 0.0  # a zero target beside a finite log p
     kwargs = {"label_smoothing": smoothing}
     (expected,) = torch.autograd.grad(torch.nn.functional.cross_entropy(x * 1.0, y, **kwargs), x)
     z = x * 1.0

@@ -9,9 +9,12 @@ differentiate everything else (any order, forward mode, targets and weights); Nu
 :func:`value_and_grad`.
 """
 
+from . import errors
+from ._autograph import keep_out_of_autograph
 from ._binary import binary_cross_entropy
 from ._categorical import categorical_cross_entropy
 from ._class_weights import class_weights
+from ._divergence import kl_div_log
 from ._evaluate import value_and_grad
 from ._focal import sigmoid_focal_loss, softmax_focal_loss
 from ._information import cross_entropy, entropy, kl_divergence
@@ -20,6 +23,7 @@ from ._namespace import register_namespace
 from ._poly import poly1_cross_entropy
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import softmax_cross_entropy
+from ._version import __version__ as __version__
 
 __all__ = [
     "binary_cross_entropy",
@@ -27,6 +31,8 @@ __all__ = [
     "class_weights",
     "cross_entropy",
     "entropy",
+    "errors",
+    "kl_div_log",
     "kl_divergence",
     "linear_cross_entropy",
     "poly1_cross_entropy",
@@ -37,4 +43,5 @@ __all__ = [
     "softmax_focal_loss",
     "value_and_grad",
 ]
-__version__ = "0.1.0"
+
+keep_out_of_autograph()

@@ -6,6 +6,7 @@ gradient norm from :func:`xentropy.value_and_grad`.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -53,7 +54,17 @@ def _examples(np: Any) -> list[tuple[str, Callable[..., Any], tuple[Any, ...], d
 
 
 def main(argv: list[str] | None = None) -> int:
-    import numpy as np
+    argparse.ArgumentParser(
+        prog="python -m xentropy",
+        description="Compute every xentropy variant on a small seeded NumPy batch and print "
+        "its mean loss and gradient norm. The conformance matrix is xentropy-conformance "
+        "(python -m xentropy.conformance); the benchmarks are benchmarks/run.py.",
+    ).parse_args(argv)
+    try:
+        import numpy as np
+    except ImportError:
+        print("python -m xentropy needs NumPy: pip install numpy", file=sys.stderr)
+        return 1
 
     print(f"xentropy {xe.__version__} on NumPy {np.__version__}: mean loss of a seeded batch")
     print(f"{'variant':28s} {'loss':>12s} {'|grad|':>12s}")

@@ -26,9 +26,10 @@ from ._elementwise_targets import (
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import evaluate_weighted
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def binary_cross_entropy(
     epsilon: Hyperparameter | None = 1e-7,
     log_floor: Hyperparameter | None = None,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Binary cross entropy of probabilities against targets in [0, 1].
@@ -150,15 +153,24 @@ def binary_cross_entropy(
         log_floor: clamp each log below at this value (PyTorch: ``-100`` with ``epsilon=None``).
             ``label_smoothing``, ``epsilon`` and ``log_floor`` may be 0-d arrays (traced or
             differentiated), as in :func:`softmax_cross_entropy`.
-        reduction, validate: as in :func:`sigmoid_cross_entropy`.
+        reduction, sample_weight, where, validate: as in :func:`sigmoid_cross_entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.binary_cross_entropy(np.array([0.5]), np.array([1.0])))
     0.6931471...
     """
-    xp = namespace_of(probs, targets)
+    xp = namespace_of(probs, targets, names=("probs", "targets"))
     op = BinaryCrossEntropy(
         label_smoothing=label_smoothing, epsilon=epsilon, log_floor=log_floor, reduction=reduction
     )
     w = as_broadcast_weight(xp, class_weight, probs)
-    return evaluate(op, probs, targets, w, prediction=probs, validate=validate)
+    return evaluate_weighted(
+        op,
+        probs,
+        targets,
+        w,
+        prediction=probs,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+    )

@@ -31,9 +31,10 @@ from ._class_targets import (
     sparse_targets,
     xlogy,
 )
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import class_index_mean_weight, evaluate_weighted
 
 
 def clip_probabilities(
@@ -136,6 +137,8 @@ def categorical_cross_entropy(
     epsilon: Hyperparameter | None = 1e-7,
     normalize: bool = False,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Cross entropy of predicted class probabilities against class indices or probabilities.
@@ -150,8 +153,8 @@ def categorical_cross_entropy(
 
     Args:
         probs: predicted probabilities in ``[0, 1]``, classes along ``axis``.
-        targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate: as in
-            :func:`softmax_cross_entropy`.
+        targets, axis, class_weight, ignore_index, label_smoothing, reduction, sample_weight,
+            where, validate: as in :func:`softmax_cross_entropy`.
         epsilon: clip probabilities into ``[epsilon, 1 - epsilon]`` before the log (Keras's
             ``1e-7`` by default; ``None`` or 0 for no clipping). The gradient is 0 where the clip
             is active, as in Keras. ``label_smoothing`` and ``epsilon`` may be 0-d arrays
@@ -163,7 +166,7 @@ def categorical_cross_entropy(
     >>> float(xentropy.categorical_cross_entropy(np.array([[0.5, 0.25, 0.25]]), np.array([0])))
     0.6931471...
     """
-    xp = namespace_of(probs, targets)
+    xp = namespace_of(probs, targets, names=("probs", "targets"))
     op = CategoricalCrossEntropy(
         axis=axis,
         ignore_index=ignore_index,
@@ -173,7 +176,17 @@ def categorical_cross_entropy(
         reduction=reduction,
     )
     weight = as_weight_array(xp, class_weight, probs)
-    return evaluate(op, probs, targets, weight, prediction=probs, validate=validate)
+    return evaluate_weighted(
+        op,
+        probs,
+        targets,
+        weight,
+        prediction=probs,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+        mean_weight=class_index_mean_weight(probs, targets, weight, axis, ignore_index),
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ too. Value checks (labels in range, probabilities in [0, 1], weights >= 0) read 
 run only on eager arrays and only when the caller asks for validation; under tracing the kernels
 turn the affected rows into NaN instead.
 
+Each check raises an error of ``xentropy._errors`` whose class is the kind of mistake (a
+``ValueError`` or ``TypeError``) and whose message refers to the arguments as ``{name}``, so that
+a dialect can name them as its framework does.
+
 A hyperparameter given as a Python number is checked statically; one given as a 0-d array
 (traced, or differentiated) is a value check: read only when eager and readable, and otherwise
 made NaN outside its :class:`Domain` by the forward pass (``_class_targets.hyperparameter_in``),
@@ -18,6 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import (
+    BadHyperparameter,
+    ClassIndexOutOfRange,
+    InvalidOption,
+    MixedArrayTypes,
+    ShapeMismatch,
+    ValueOutOfRange,
+    WrongDtype,
+    ref,
+)
 from ._namespace import is_readable, namespace_of
 
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
@@ -30,7 +44,11 @@ def format_shape(shape: Sequence[int | None]) -> str:
 
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+        raise InvalidOption(
+            f"reduction must be one of {REDUCTIONS}; got {reduction!r}",
+            argument="reduction",
+            value=reduction,
+        )
 
 
 # A hyperparameter (label smoothing, gamma, alpha, epsilon, z_loss, softcap, ...): a Python
@@ -107,16 +125,21 @@ def hyperparameter_number(
         return value
     shape = getattr(value, "shape", None)
     if shape is None or not hasattr(value, "dtype"):
-        raise ValueError(f"{name} must be {expected}; got {value!r}")
+        raise BadHyperparameter(
+            f"{ref(name)} must be {expected}; got {value!r}", argument=name, value=value
+        )
     if len(shape) != 0:
-        raise ValueError(
-            f"{name} must be {expected}, or a 0-d array; "
-            f"got an array of shape {format_shape(shape)}"
+        raise BadHyperparameter(
+            f"{ref(name)} must be {expected}, or a 0-d array; "
+            f"got an array of shape {format_shape(shape)}",
+            argument=name,
+            shape=tuple(shape),
         )
     if xp is not None and namespace_of(value) is not xp:
-        raise TypeError(
-            f"{name} is an array of {type(value).__module__.partition('.')[0]}, unlike the other "
-            "inputs; pass a Python number or an array of the same library"
+        raise MixedArrayTypes(
+            f"{ref(name)} is an array of {type(value).__module__.partition('.')[0]}, unlike the "
+            "other inputs; pass a Python number or an array of the same library",
+            argument=name,
         )
     if not values or not is_readable(value):
         return None
@@ -133,12 +156,18 @@ def check_in_domain(
     *,
     values: bool = True,
 ) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is in ``domain`` (see
+    """Raise :class:`BadHyperparameter` naming ``name`` unless ``value`` is in ``domain`` (see
     :func:`hyperparameter_number` for arrays)."""
     number = hyperparameter_number(xp, name, value, expected, values=values)
     if number is not None and not domain.contains(number):
         shown = value if is_number(value) else number
-        raise ValueError(f"{name} must be {expected}; got {shown!r}")
+        raise BadHyperparameter(
+            f"{ref(name)} must be {expected}; got {shown!r}",
+            argument=name,
+            value=shown,
+            low=domain.low,
+            high=domain.high,
+        )
 
 
 def check_unit_interval(
@@ -160,19 +189,38 @@ def check_finite_number(
         return
     shown = value if is_number(value) else number
     if not FINITE.contains(number):
-        raise ValueError(f"{name} must be a finite number; got {shown!r}")
+        raise BadHyperparameter(
+            f"{ref(name)} must be a finite number; got {shown!r}", argument=name, value=shown
+        )
     if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {shown!r}")
+        raise BadHyperparameter(
+            f"{ref(name)} must be >= {minimum}; got {shown!r}",
+            argument=name,
+            value=shown,
+            low=minimum,
+        )
 
 
-def check_floating(xp: Any, x: Any, name: str) -> None:
+def check_floating(xp: Any, x: Any, name: str, *, prediction: bool = False) -> None:
+    """Raise :class:`WrongDtype` unless ``x`` (named ``name``) is real floating;
+    ``prediction``: ``x`` is the prediction (logits or probabilities)."""
     if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"{name} must be a real floating-point array; got dtype {x.dtype}")
+        raise WrongDtype(
+            f"{ref(name)} must be a real floating-point array; got dtype {x.dtype}",
+            prediction=name if prediction else None,
+            argument=name,
+            dtype=x.dtype,
+            expected="real floating",
+        )
 
 
 def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
     if not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis!r} is out of range for an array of {ndim} dimensions")
+        raise InvalidOption(
+            f"{ref(name)}={axis!r} is out of range for an array of {ndim} dimensions",
+            argument=name,
+            value=axis,
+        )
     return axis % ndim
 
 
@@ -183,11 +231,30 @@ def shapes_match(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
     )
 
 
-def check_same_shape(name: str, x: Any, expected: Sequence[int | None], why: str) -> None:
+def check_same_shape(
+    name: str,
+    x: Any,
+    expected: Sequence[int | None],
+    why: str,
+    *,
+    prediction: str | None = None,
+    form: str | None = None,
+) -> None:
+    """Raise :class:`ShapeMismatch` unless ``x`` (named ``name``) has the shape ``expected``.
+
+    ``why`` says whose shape it must have; ``{name}`` in it refers to another argument
+    (``"... the shape of {logits}"``), ``prediction`` says which one is the prediction, and
+    ``form`` what ``x`` holds (``"class_indices"``, ``"probabilities"``).
+    """
     if not shapes_match(tuple(x.shape), tuple(expected)):
-        raise ValueError(
-            f"{name} has shape {format_shape(x.shape)} but {why} {format_shape(expected)}; "
-            "targets are never broadcast"
+        raise ShapeMismatch(
+            f"{ref(name)} has shape {format_shape(x.shape)} but {why} {format_shape(expected)}; "
+            "targets are never broadcast",
+            prediction=prediction,
+            argument=name,
+            shape=tuple(x.shape),
+            expected=tuple(expected),
+            form=form,
         )
 
 
@@ -257,9 +324,13 @@ def check_class_indices(
         total = 1
         for d in targets.shape:
             total *= int(d)
-        raise ValueError(
-            f"{name} holds class index {first}, outside [0, {num_classes}) "
-            f"(ignore_index={ignore_index}); {count} of {total} targets are out of range"
+        raise ClassIndexOutOfRange(
+            f"{ref(name)} holds class index {first}, outside [0, {num_classes}) "
+            f"(ignore_index={ignore_index}); {count} of {total} targets are out of range",
+            argument=name,
+            value=first,
+            num_classes=num_classes,
+            count=count,
         )
 
 
@@ -280,6 +351,11 @@ def check_range(
     if count:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        raise ValueError(
-            f"{name} must lie in [{lo}, {hi}]; got {first} ({count} entries out of range)"
+        raise ValueOutOfRange(
+            f"{ref(name)} must lie in [{lo}, {hi}]; got {first} ({count} entries out of range)",
+            argument=name,
+            value=first,
+            low=low,
+            high=high,
+            count=count,
         )

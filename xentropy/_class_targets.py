@@ -31,9 +31,11 @@ from ._checks import (
     format_shape,
     may_be_nonzero,
     normalize_axis,
+    shapes_match,
 )
+from ._errors import InvalidOption, ShapeMismatch, WrongDtype, ref
 from ._evaluate import is_array_value
-from ._namespace import compute_dtype, device_of, is_readable
+from ._namespace import device_of, is_readable, weight_dtype
 
 
 def is_sparse(predictions: Any, targets: Any) -> bool:
@@ -58,74 +60,124 @@ def check_class_targets(
 ) -> None:
     """Static checks always; value checks (label range, weights, array hyperparameters) when
     ``values`` is true."""
-    check_floating(xp, predictions, prediction_name)
+    pred = ref(prediction_name)
+    check_floating(xp, predictions, prediction_name, prediction=True)
     axis = normalize_axis(axis, predictions.ndim)
     check_unit_interval("label_smoothing", label_smoothing, xp=xp, values=values)
     shape = tuple(predictions.shape)
     num_classes = shape[axis]
+    expected = shape[:axis] + shape[axis + 1 :]
     if is_sparse(predictions, targets):
-        expected = shape[:axis] + shape[axis + 1 :]
         check_same_shape(
             "targets",
             targets,
             expected,
-            f"class-index targets must have the shape of {prediction_name} {format_shape(shape)} "
+            f"class-index targets must have the shape of {pred} {format_shape(shape)} "
             f"without axis {axis}:",
+            prediction=prediction_name,
+            form="class_indices",
         )
-        if xp.isdtype(targets.dtype, "real floating"):
-            raise TypeError(
-                f"targets of shape {format_shape(targets.shape)} are class indices and must "
-                "have an "
-                f"integer dtype; got {targets.dtype} (pass probabilities with the shape of "
-                f"{prediction_name} for soft targets)"
-            )
         if not xp.isdtype(targets.dtype, "integral"):
-            raise TypeError(f"class-index targets must be integers; got dtype {targets.dtype}")
+            soft = f" (pass probabilities with the shape of {pred} for soft targets)"
+            raise WrongDtype(
+                f"{{targets}} of shape {format_shape(targets.shape)} holds class indices and must "
+                f"have an integer dtype; got {targets.dtype}"
+                + (soft if xp.isdtype(targets.dtype, "real floating") else ""),
+                prediction=prediction_name,
+                argument="targets",
+                dtype=targets.dtype,
+                expected="integral",
+                form="class_indices",
+            )
         if values and num_classes is not None:
             check_class_indices(xp, targets, num_classes, ignore_index)
     elif targets.ndim == predictions.ndim:
+        if _is_unsqueezed_indices(xp, targets, expected, axis, num_classes):
+            raise ShapeMismatch(
+                f"{{targets}} of shape {format_shape(targets.shape)} has an integer dtype, so it "
+                f"holds class indices, which must have the shape of {pred} {format_shape(shape)} "
+                f"without axis {axis}: {format_shape(expected)}; squeeze "
+                f"{_axis_words(axis, shape)} of {{targets}} (targets are never broadcast)",
+                prediction=prediction_name,
+                argument="targets",
+                shape=tuple(targets.shape),
+                expected=expected,
+                form="class_indices",
+            )
         check_same_shape(
             "targets",
             targets,
             shape,
-            f"probability targets must have the shape of {prediction_name}",
+            f"probability targets must have the shape of {pred}",
+            prediction=prediction_name,
+            form="probabilities",
         )
         if ignore_index is not None:
-            raise ValueError(
+            raise InvalidOption(
                 "ignore_index applies to class-index targets only; "
-                f"targets have the shape of {prediction_name} {format_shape(shape)}"
+                f"{{targets}} has the shape of {pred} {format_shape(shape)}",
+                prediction=prediction_name,
+                argument="ignore_index",
+                value=ignore_index,
             )
         if values and xp.isdtype(targets.dtype, "real floating"):
             check_range(xp, targets, "targets", low=0.0)
     else:
-        raise ValueError(
-            f"targets of shape {format_shape(targets.shape)} fit neither form for "
-            f"{prediction_name} of shape {format_shape(shape)}: class indices need "
+        raise ShapeMismatch(
+            f"{{targets}} of shape {format_shape(targets.shape)} fit neither form for "
+            f"{pred} of shape {format_shape(shape)}: class indices need "
             f"{predictions.ndim - 1} dimensions, "
-            f"probabilities {predictions.ndim}"
+            f"probabilities {predictions.ndim}",
+            prediction=prediction_name,
+            argument="targets",
+            shape=tuple(targets.shape),
+            expected=shape,
         )
     if class_weight is not None:
         check_class_weight(xp, class_weight, num_classes, values=values)
+
+
+def _axis_words(axis: int, shape: tuple[int | None, ...]) -> str:
+    return "the last axis" if axis == len(shape) - 1 else f"axis {axis}"
+
+
+def _is_unsqueezed_indices(
+    xp: Any, targets: Any, expected: tuple[int | None, ...], axis: int, num_classes: int | None
+) -> bool:
+    """Integer targets shaped like class indices with a size-1 class axis: ``(N, 1)`` for
+    ``(N, C)`` predictions, a common slip (``y[:, None]``, a Keras-style label column)."""
+    shape = tuple(targets.shape)
+    return (
+        xp.isdtype(targets.dtype, "integral")
+        and num_classes != 1
+        and shape[axis] == 1
+        and shapes_match(shape[:axis] + shape[axis + 1 :], expected)
+    )
 
 
 def check_class_weight(
     xp: Any, weight: Any, num_classes: int | None, *, values: bool, name: str = "class_weight"
 ) -> None:
     if weight.ndim != 1 or (num_classes is not None and weight.shape[0] != num_classes):
-        raise ValueError(
-            f"{name} must have shape ({num_classes},), one weight per class; "
-            f"got {format_shape(weight.shape)}"
+        raise ShapeMismatch(
+            f"{ref(name)} must have shape ({num_classes},), one weight per class; "
+            f"got {format_shape(weight.shape)}",
+            argument=name,
+            shape=tuple(weight.shape),
+            expected=(num_classes,),
+            form="class_weight",
+            num_classes=num_classes,
         )
     if values:
         check_range(xp, weight, name, low=0.0, high=float("inf"))
 
 
 def as_weight_array(xp: Any, class_weight: Any | None, like: Any) -> Any | None:
-    """``class_weight`` (array or sequence) on ``like``'s device, in its compute dtype."""
+    """``class_weight`` (array or sequence) on ``like``'s device, in its compute dtype
+    (:func:`~xentropy._namespace.weight_dtype`)."""
     if class_weight is None:
         return None
-    dtype = compute_dtype(xp, like.dtype)
-    return xp.asarray(class_weight, dtype=dtype, device=device_of(xp, like))
+    return xp.asarray(class_weight, dtype=weight_dtype(xp, like), device=device_of(xp, like))
 
 
 # permute_dims rather than moveaxis: torch.func.vmap has a batching rule for the former only

@@ -73,6 +73,8 @@ def class_weights(
                 f"counts is 0 for class {int(xp.argmax(empty))}; every scheme divides by a "
                 "function of the count, so give each class at least one example"
             )
+    else:  # unread (traced, Dask) counts: a count <= 0 (or NaN) makes every weight NaN
+        counts = xp.where(xp.all(counts > 0), counts, xp.full_like(counts, float("nan")))
     if scheme == "inverse":
         weights = xp.sum(counts) / counts
     elif scheme == "log_inverse":

@@ -14,7 +14,8 @@ from ._checks import (
     may_be_nonzero,
 )
 from ._class_targets import nan_outside
-from ._namespace import compute_dtype, device_of
+from ._errors import ShapeMismatch, ref
+from ._namespace import device_of, weight_dtype
 
 
 def check_elementwise_targets(
@@ -34,15 +35,21 @@ def check_elementwise_targets(
         "targets",
         targets,
         tuple(predictions.shape),
-        f"binary targets must have the shape of {prediction_name}",
+        f"binary targets must have the shape of {ref(prediction_name)}",
+        form="binary",
     )
     for name, weight in weights.items():
         if weight is None:
             continue
         if not _broadcasts_into(tuple(weight.shape), tuple(predictions.shape)):
-            raise ValueError(
-                f"{name} of shape {format_shape(weight.shape)} does not broadcast to "
-                f"{prediction_name} of shape {format_shape(predictions.shape)} without growing it"
+            raise ShapeMismatch(
+                f"{ref(name)} of shape {format_shape(weight.shape)} does not broadcast to "
+                f"{ref(prediction_name)} of shape {format_shape(predictions.shape)} without "
+                "growing it",
+                argument=name,
+                shape=tuple(weight.shape),
+                expected=tuple(predictions.shape),
+                form="weight",
             )
         if values:
             check_range(xp, weight, name, low=0.0, high=float("inf"))
@@ -58,10 +65,11 @@ def _broadcasts_into(small: tuple[int | None, ...], big: tuple[int | None, ...])
 
 
 def as_broadcast_weight(xp: Any, weight: Any | None, like: Any) -> Any | None:
-    """A weight (array, sequence or number) on ``like``'s device, in its compute dtype."""
+    """A weight (array, sequence or number) on ``like``'s device, in its compute dtype
+    (:func:`~xentropy._namespace.weight_dtype`)."""
     if weight is None:
         return None
-    return xp.asarray(weight, dtype=compute_dtype(xp, like.dtype), device=device_of(xp, like))
+    return xp.asarray(weight, dtype=weight_dtype(xp, like), device=device_of(xp, like))
 
 
 def smoothed_targets(

@@ -16,6 +16,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._errors import forward_parameters
 from ._namespace import is_lazy, is_readable, namespace_of
 from ._native import differentiable_spelling
 
@@ -112,8 +113,10 @@ class CheckedValues:
                 object.__setattr__(self, name, number)
 
 
-_captured: contextvars.ContextVar[list[tuple[Any, Any, tuple[Any, ...]]] | None] = (
-    contextvars.ContextVar("xentropy_captured", default=None)
+# value_and_grad's record of the evaluated operator:
+# [op, xp, residuals, cotangent or None, gradient dtype or None]
+_captured: contextvars.ContextVar[list[list[Any]] | None] = contextvars.ContextVar(
+    "xentropy_captured", default=None
 )
 
 
@@ -135,7 +138,7 @@ def checked_operator(
     returned operator has ``values_checked=True`` (see :class:`CheckedValues`). Adapters call
     this before handing ``op.forward`` and ``op.backward`` to their framework's autodiff.
     """
-    xp = namespace_of(*arrays)
+    xp = namespace_of(*arrays, names=forward_parameters(op))
     values = validate and not is_lazy(prediction)
     op.check(xp, *arrays, values=values)
     if values and not op.values_checked:
@@ -187,8 +190,18 @@ def evaluate(op: LossOperator, *arrays: Any, prediction: Any, validate: bool) ->
     xp, op = checked_operator(op, *arrays, prediction=prediction, validate=validate)
     loss, residuals = op.forward(xp, *arrays)
     if sink is not None:
-        sink.append((op, xp, residuals))
+        sink.append([op, xp, residuals, None, None])
     return loss
+
+
+def record_cotangent(cotangent: Any, *, gradient_dtype: Any = None) -> None:
+    """For :func:`value_and_grad`: the derivative of the function's result by the loss that
+    :func:`evaluate` just returned, when the function does arithmetic after it (sample weights),
+    and the dtype its gradient takes (the caller's prediction dtype, when it computed wider)."""
+    sink = _captured.get()
+    if sink:
+        sink[-1][3] = cotangent
+        sink[-1][4] = gradient_dtype
 
 
 def value_and_grad(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
@@ -207,7 +220,7 @@ def value_and_grad(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
 
     @functools.wraps(fn)
     def loss_and_gradient(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        sink: list[tuple[Any, Any, tuple[Any, ...]]] = []
+        sink: list[list[Any]] = []
         token = _captured.set(sink)
         try:
             value = fn(*args, **kwargs)
@@ -215,7 +228,17 @@ def value_and_grad(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
             _captured.reset(token)
         if len(sink) != 1:
             raise TypeError(f"value_and_grad needs a loss function of xentropy; got {fn!r}")
-        op, xp, residuals = sink[0]
-        return value, op.backward(xp, residuals, xp.ones_like(value))
+        if isinstance(value, tuple):
+            raise TypeError("value_and_grad needs a function returning the loss alone")
+        op, xp, residuals, cotangent, gradient_dtype = sink[0]
+        if cotangent is None:
+            cotangent = xp.ones_like(value)
+        gradient = op.backward(xp, residuals, cotangent)
+        if gradient_dtype is not None:  # the prediction's (the first of a tuple)
+            if isinstance(gradient, tuple):
+                gradient = (xp.astype(gradient[0], gradient_dtype), *gradient[1:])
+            else:
+                gradient = xp.astype(gradient, gradient_dtype)
+        return value, gradient
 
     return loss_and_gradient

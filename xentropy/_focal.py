@@ -24,10 +24,11 @@ from ._class_targets import (
     safe_weighted_log,
 )
 from ._elementwise_targets import check_elementwise_targets, smoothed_targets
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._native import is_differentiable_spelling
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import class_index_mean_weight, evaluate_weighted
 from ._sigmoid import sigmoid, sigmoid_cross_entropy_grad, sigmoid_cross_entropy_terms
 from ._softmax import softmax_inputs
 
@@ -181,6 +182,8 @@ def softmax_focal_loss(
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Focal loss over ``softmax(logits)``: cross entropy down-weighted on easy examples.
@@ -200,14 +203,14 @@ def softmax_focal_loss(
         alpha: ``None`` (1), a number, or ``(C,)`` per-class balancing weights; unlike
             ``class_weight`` it does not enter the denominator of ``"mean"``. An array input:
             differentiable where the framework's autodiff differentiates the loss.
-        logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate:
-            as in :func:`softmax_cross_entropy`.
+        logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction,
+            sample_weight, where, validate: as in :func:`softmax_cross_entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.softmax_focal_loss(np.array([[0.0, 0.0]]), np.array([0]), gamma=2.0))
     0.1732867...
     """
-    xp = namespace_of(logits, targets)
+    xp = namespace_of(logits, targets, names=("logits", "targets"))
     op = SoftmaxFocalLoss(
         axis=axis,
         gamma=gamma,
@@ -217,7 +220,18 @@ def softmax_focal_loss(
     )
     alpha_array = as_weight_array(xp, alpha, logits)
     weight = as_weight_array(xp, class_weight, logits)
-    return evaluate(op, logits, targets, alpha_array, weight, prediction=logits, validate=validate)
+    return evaluate_weighted(
+        op,
+        logits,
+        targets,
+        alpha_array,
+        weight,
+        prediction=logits,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+        mean_weight=class_index_mean_weight(logits, targets, weight, axis, ignore_index),
+    )
 
 
 @dataclass(frozen=True)
@@ -294,6 +308,8 @@ def sigmoid_focal_loss(
     alpha: Hyperparameter | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Focal loss over ``sigmoid(logits)`` (Lin et al. 2017; optax's ``sigmoid_focal_loss``).
@@ -312,15 +328,23 @@ def sigmoid_focal_loss(
         alpha: weight of the positive class in [0, 1], or None for no balancing.
             ``gamma``, ``alpha`` and ``label_smoothing`` may be 0-d arrays (traced or
             differentiated), as in :func:`softmax_cross_entropy`.
-        logits, targets, label_smoothing, reduction, validate: as in
+        logits, targets, label_smoothing, reduction, sample_weight, where, validate: as in
             :func:`sigmoid_cross_entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.sigmoid_focal_loss(np.array([0.0]), np.array([1.0])))
     0.1732867...
     """
-    namespace_of(logits, targets)  # fail early on mixed array types
+    namespace_of(logits, targets, names=("logits", "targets"))  # fail early on mixed types
     op = SigmoidFocalLoss(
         gamma=gamma, alpha=alpha, label_smoothing=label_smoothing, reduction=reduction
     )
-    return evaluate(op, logits, targets, prediction=logits, validate=validate)
+    return evaluate_weighted(
+        op,
+        logits,
+        targets,
+        prediction=logits,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+    )

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from ._checks import check_floating, check_range, check_reduction, check_same_shape, normalize_axis
 from ._class_targets import move_class_axis_back, move_class_axis_last, nan_rows_outside, xlogy
-from ._evaluate import CheckedValues, evaluate
+from ._evaluate import CheckedValues
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import evaluate_weighted
 
 Measure = Literal["entropy", "kl_divergence", "cross_entropy"]
 
@@ -79,48 +80,101 @@ class InformationMeasure(CheckedValues):
         return xp.astype(move_class_axis_back(xp, grad, self.axis), prediction.dtype, copy=False)
 
 
-def _measure(measure: Measure, p: Any, q: Any, axis: int, reduction: str, validate: bool) -> Any:
+def _measure(measure: Measure, p: Any, q: Any, axis: int, reduction: str, **options: Any) -> Any:
     arrays = (p,) if q is None else (p, q)
     op = InformationMeasure(measure=measure, axis=axis, reduction=reduction)
-    namespace_of(*arrays)  # fail early on mixed array types
-    return evaluate(op, *arrays, prediction=arrays[-1], validate=validate)
+    namespace_of(*arrays, names=("p", "q"))  # fail early on mixed array types
+    return evaluate_weighted(op, *arrays, prediction=arrays[-1], **options)
 
 
-def entropy(p: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True) -> Any:
+def entropy(
+    p: Any,
+    *,
+    axis: int = -1,
+    reduction: str = "none",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    validate: bool = True,
+) -> Any:
     r"""Shannon entropy :math:`H(p) = -\sum_c p_c \log p_c` (nats) of distributions along ``axis``.
 
     ``reduction`` defaults to ``"none"`` (one value per distribution), as in SciPy and optax;
-    ``"mean"`` averages over distributions.
+    ``"mean"`` averages over distributions. ``sample_weight`` and ``where`` weigh and mask the
+    distributions, as in :func:`softmax_cross_entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.entropy(np.array([0.5, 0.5])))
     0.6931471...
     """
-    return _measure("entropy", p, None, axis, reduction, validate)
+    return _measure(
+        "entropy",
+        p,
+        None,
+        axis,
+        reduction,
+        sample_weight=sample_weight,
+        where=where,
+        validate=validate,
+    )
 
 
 def kl_divergence(
-    p: Any, q: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True
+    p: Any,
+    q: Any,
+    *,
+    axis: int = -1,
+    reduction: str = "none",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    validate: bool = True,
 ) -> Any:
     r"""Kullback-Leibler divergence :math:`D_{KL}(p \| q) = \sum_c p_c \log(p_c / q_c)`.
 
     ``p`` is the reference distribution, ``q`` the prediction; terms with :math:`p_c = 0`
-    are 0. :func:`value_and_grad` differentiates with respect to ``q``.
+    are 0. :func:`value_and_grad` differentiates with respect to ``q``. ``reduction``,
+    ``sample_weight`` and ``where`` as in :func:`entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.kl_divergence(np.array([1.0, 0.0]), np.array([0.5, 0.5])))
     0.6931471...
     """
-    return _measure("kl_divergence", p, q, axis, reduction, validate)
+    return _measure(
+        "kl_divergence",
+        p,
+        q,
+        axis,
+        reduction,
+        sample_weight=sample_weight,
+        where=where,
+        validate=validate,
+    )
 
 
 def cross_entropy(
-    p: Any, q: Any, *, axis: int = -1, reduction: str = "none", validate: bool = True
+    p: Any,
+    q: Any,
+    *,
+    axis: int = -1,
+    reduction: str = "none",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    validate: bool = True,
 ) -> Any:
     r"""Cross entropy :math:`H(p, q) = -\sum_c p_c \log q_c = H(p) + D_{KL}(p \| q)`.
+
+    ``reduction``, ``sample_weight`` and ``where`` as in :func:`entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.cross_entropy(np.array([0.5, 0.5]), np.array([0.25, 0.75])))
     0.8369882...
     """
-    return _measure("cross_entropy", p, q, axis, reduction, validate)
+    return _measure(
+        "cross_entropy",
+        p,
+        q,
+        axis,
+        reduction,
+        sample_weight=sample_weight,
+        where=where,
+        validate=validate,
+    )

@@ -7,11 +7,34 @@ are produced one vocabulary chunk at a time, reduced with an online log-sum-exp,
 as a whole: peak memory is :math:`O(N \cdot \text{chunk})` instead of :math:`O(N V)`. The backward
 pass recomputes each chunk.
 
+With class weights :math:`w` (1 when absent), label smoothing :math:`\varepsilon` and targets
+:math:`t_{ic}` (the one-hot vector of class index :math:`y_i`, or given class probabilities), the
+target weights are those of ``torch.nn.functional.cross_entropy``,
+:math:`a_{ic} = w_c ((1 - \varepsilon) t_{ic} + \varepsilon / V)`, and
+
 .. math::
 
-    \ell_i = (1 - \varepsilon)(\operatorname{lse}_i - z_{i y_i})
-        + \varepsilon\,(\operatorname{lse}_i - \tfrac{1}{V}\textstyle\sum_c z_{ic})
-        + \lambda_z \operatorname{lse}_i^2
+    \ell_i = \sum_c a_{ic} (\operatorname{lse}_i - z_{ic}) + \lambda_z e_i \operatorname{lse}_i^2,
+    \qquad
+    \frac{\partial \ell_i}{\partial z_{ic}}
+        = p_{ic} \Big(\sum_k a_{ik} + 2 \lambda_z e_i \operatorname{lse}_i\Big) - a_{ic}
+
+(chained through the cap by :math:`1 - \tanh^2(x / s)`). For class indices the sum is
+:math:`(1 - \varepsilon) w_{y_i} (\operatorname{lse}_i - z_{i y_i})
++ \tfrac{\varepsilon}{V} \sum_c w_c (\operatorname{lse}_i - z_{ic})`: one gathered target logit
+and a running sum over the chunks. An ignored example has :math:`\ell_i = 0`.
+
+with :math:`e_i = w_{y_i}` (0 if ignored) for class indices and 1 for probabilities: the PaLM
+z-loss is part of the example's loss and carries its weight, as in
+:func:`~xentropy.softmax_cross_entropy`. ``"mean"`` is PyTorch's: :math:`\sum_i \ell_i` divided
+by :math:`\sum_i e_i`, the summed class weight of the non-ignored class-index targets, or
+:math:`N` for probability targets. (Liger Kernel divides its z-loss by the number of
+non-ignored examples instead; the two agree without class weights.)
+
+Differences from ``torch.nn.functional.linear_cross_entropy``, on purpose: ``ignore_index`` has no
+default and is an error with probability targets (PyTorch ignores it there); probability targets
+outside ``[0, 1]`` raise when validated (PyTorch computes with them), and give NaN rows under
+tracing; ``softcap`` and ``z_loss`` are extras.
 """
 
 from __future__ import annotations
@@ -25,6 +48,7 @@ from ._checks import (
     Hyperparameter,
     check_finite_number,
     check_floating,
+    check_range,
     check_reduction,
     check_same_shape,
     check_unit_interval,
@@ -33,25 +57,75 @@ from ._checks import (
 )
 from ._class_targets import (
     SparseTargets,
+    _is_unsqueezed_indices,
+    as_weight_array,
+    cast_weight,
     check_class_indices,
+    check_class_weight,
     hyperparameter_in,
+    indexing_dtype,
     label_smoothing_in,
     nan_where,
     sparse_targets,
+    target_weight,
 )
+from ._errors import InvalidOption, ShapeMismatch, WrongDtype
 from ._evaluate import CheckedValues, evaluate, hyperparameter
 from ._namespace import compute_dtype, device_of, namespace_of
-from ._native import RowBlocks, add_at_index, exp_of_fresh, writable
+from ._native import RowBlocks, add_at_index, exp_of_fresh, subtract_product, writable
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import class_index_mean_weight, evaluate_weighted
 
 DEFAULT_CHUNK_SIZE = 4096
+
+
+def is_probability_targets(hidden: Any, targets: Any) -> bool:
+    """Targets ``(..., V)`` beside hidden states ``(..., D)`` (class indices are ``(...)``)."""
+    return targets.ndim == hidden.ndim
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """The targets of one call as ``N`` rows, with the class weights, in the compute dtype.
+
+    Exactly one of ``sparse`` (class indices) and ``probabilities`` is set.
+    """
+
+    sparse: SparseTargets | None
+    probabilities: Any | None  # (N, V), the caller's dtype (cast chunk by chunk)
+    bad_rows: Any | None  # (N,) bool: a probability outside [0, 1] (None: none can be)
+    class_weight: Any | None  # (V,), NaN where negative unless the values were checked
+    label_smoothing: Any
+    dtype: Any
+
+    def chunk_weights(self, xp: Any, start: int, stop: int) -> Any | None:
+        r"""What the running sum :math:`\sum_c a_c (m_i - z_{ic})` weighs classes
+        ``start:stop`` by: :math:`a_{ic}`, ``(N, chunk)``, for probability targets; the class
+        weights :math:`w_c`, ``(chunk,)``, of the smoothing term of class indices (None: 1)."""
+        w = None if self.class_weight is None else self.class_weight[start:stop]
+        if self.probabilities is None:
+            return w
+        eps = self.label_smoothing
+        a = xp.astype(self.probabilities[:, start:stop], self.dtype, copy=False)
+        if may_be_nonzero(eps):
+            a = (1.0 - eps) * a + eps / self.probabilities.shape[-1]
+        return a if w is None else a * w
+
+    def target_upstream(self, xp: Any, row: Any) -> Any:
+        """``row`` (an ``(N,)`` factor) times the class weight of each class-index target."""
+        if self.class_weight is None:
+            return row
+        return row * xp.take(self.class_weight, self.sparse.index, axis=0)
 
 
 @dataclass(frozen=True)
 class LinearCrossEntropy(CheckedValues):
     """Chunked forward with an online log-sum-exp; chunked, recomputing backward.
 
+    The arrays are ``(hidden, weight, targets, bias, class_weight)``; the last two may be None.
     ``softcap``, ``z_loss`` and ``label_smoothing`` may be 0-d arrays (traced or differentiated).
+    ``backward`` gives the gradients of ``hidden``, ``weight`` and ``bias``; those of the class
+    weights and of probability targets come from autodiff of the forward (the exact path).
     """
 
     chunk_size: int | None = None
@@ -62,7 +136,15 @@ class LinearCrossEntropy(CheckedValues):
     reduction: str = "mean"
 
     def check(
-        self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any, *, values: bool
+        self,
+        xp: Any,
+        hidden: Any,
+        weight: Any,
+        targets: Any,
+        bias: Any,
+        class_weight: Any = None,
+        *,
+        values: bool,
     ) -> None:
         check_reduction(self.reduction)
         check_unit_interval("label_smoothing", self.label_smoothing, xp=xp, values=values)
@@ -72,21 +154,90 @@ class LinearCrossEntropy(CheckedValues):
         if self.chunk_size is not None and (
             not isinstance(self.chunk_size, int) or self.chunk_size < 1
         ):
-            raise ValueError(f"chunk_size must be a positive int or None; got {self.chunk_size!r}")
-        check_floating(xp, hidden, "hidden")
+            raise InvalidOption(
+                f"chunk_size must be a positive int or None; got {self.chunk_size!r}",
+                argument="chunk_size",
+                value=self.chunk_size,
+            )
+        check_floating(xp, hidden, "hidden", prediction=True)
         check_floating(xp, weight, "weight")
         if weight.ndim != 2 or hidden.ndim < 1 or weight.shape[1] != hidden.shape[-1]:
-            raise ValueError(
-                f"weight must have shape (V, D) with D = hidden.shape[-1]; got weight "
-                f"{format_shape(weight.shape)} and hidden {format_shape(hidden.shape)}"
+            raise ShapeMismatch(
+                "{weight} must have shape (V, D) with D the last dimension of {hidden}; got "
+                f"{{weight}} {format_shape(weight.shape)} and {{hidden}} "
+                f"{format_shape(hidden.shape)}",
+                prediction="hidden",
+                argument="weight",
+                shape=tuple(weight.shape),
             )
+        vocab = weight.shape[0]
         if bias is not None:
-            check_same_shape("bias", bias, (weight.shape[0],), "it must have shape (V,):")
-        check_same_shape("targets", targets, tuple(hidden.shape[:-1]), "it must have shape")
+            check_same_shape(
+                "bias", bias, (vocab,), "it must have one entry per row of {weight}, (V,) ="
+            )
+        if class_weight is not None:
+            check_class_weight(xp, class_weight, vocab, values=values)
+        leading = tuple(hidden.shape[:-1])
+        if is_probability_targets(hidden, targets):
+            self._check_probabilities(xp, hidden, targets, (*leading, vocab), values=values)
+            return
+        without_last = f"the shape of {{hidden}} {format_shape(hidden.shape)} without its last axis"
+        check_same_shape(
+            "targets",
+            targets,
+            leading,
+            f"class-index targets must have {without_last}:",
+            prediction="hidden",
+            form="class_indices",
+        )
         if not xp.isdtype(targets.dtype, "integral"):
-            raise TypeError(f"targets must be integer class indices; got dtype {targets.dtype}")
+            raise WrongDtype(
+                f"{{targets}} of shape {format_shape(targets.shape)} holds class indices and must "
+                f"have an integer dtype; got {targets.dtype} (pass probabilities of shape "
+                f"{format_shape((*leading, vocab))} for soft targets)",
+                prediction="hidden",
+                argument="targets",
+                dtype=targets.dtype,
+                expected="integral",
+                form="class_indices",
+            )
         if values:
-            check_class_indices(xp, targets, weight.shape[0], self.ignore_index)
+            check_class_indices(xp, targets, vocab, self.ignore_index)
+
+    def _check_probabilities(
+        self, xp: Any, hidden: Any, targets: Any, shape: tuple[int, ...], *, values: bool
+    ) -> None:
+        leading, vocab = shape[:-1], shape[-1]
+        if _is_unsqueezed_indices(xp, targets, leading, targets.ndim - 1, vocab):
+            raise ShapeMismatch(
+                f"{{targets}} of shape {format_shape(targets.shape)} has an integer dtype, so it "
+                f"holds class indices, which must have the shape of {{hidden}} "
+                f"{format_shape(hidden.shape)} without its last axis: {format_shape(leading)}; "
+                "squeeze the last axis of {targets} (targets are never broadcast)",
+                prediction="hidden",
+                argument="targets",
+                shape=tuple(targets.shape),
+                expected=leading,
+                form="class_indices",
+            )
+        check_same_shape(
+            "targets",
+            targets,
+            shape,
+            "probability targets must have the shape of the logits, {hidden} @ {weight}.T:",
+            prediction="hidden",
+            form="probabilities",
+        )
+        if self.ignore_index is not None:
+            raise InvalidOption(
+                "{ignore_index} applies to class-index targets only; {targets} of shape "
+                f"{format_shape(targets.shape)} holds class probabilities",
+                prediction="hidden",
+                argument="ignore_index",
+                value=self.ignore_index,
+            )
+        if values and not xp.isdtype(targets.dtype, "bool"):
+            check_range(xp, targets, "targets", low=0.0, high=1.0)
 
     def _chunks(self, vocab: int) -> list[tuple[int, int]]:
         size = self.chunk_size or DEFAULT_CHUNK_SIZE
@@ -128,28 +279,52 @@ class LinearCrossEntropy(CheckedValues):
             z = softcap * xp.tanh(z / softcap)
         return z
 
-    def _targets(self, xp: Any, targets: Any, vocab: int) -> SparseTargets:
-        flat = xp.reshape(targets, (-1,))
-        return sparse_targets(xp, flat, vocab, self.ignore_index, checked=self.values_checked)
+    def _targets(
+        self,
+        xp: Any,
+        hidden: Any,
+        targets: Any,
+        class_weight: Any | None,
+        vocab: int,
+        dtype: Any,
+        eps: Any,
+    ) -> _Targets:
+        checked = self.values_checked
+        w = cast_weight(xp, class_weight, dtype, checked=checked)
+        sparse, probabilities, bad_rows = None, None, None
+        if is_probability_targets(hidden, targets):
+            probabilities = xp.reshape(targets, (-1, vocab))
+            if not checked and not xp.isdtype(targets.dtype, "bool"):
+                # a NaN fails both tests; the row's NaN then rides on its (N,) terms
+                inside = (xp.min(probabilities, axis=-1) >= 0) & (
+                    xp.max(probabilities, axis=-1) <= 1
+                )
+                bad_rows = ~inside
+        else:
+            flat = xp.reshape(targets, (-1,))
+            sparse = sparse_targets(xp, flat, vocab, self.ignore_index, checked=checked)
+        return _Targets(sparse, probabilities, bad_rows, w, eps, dtype)
 
-    def forward(
-        self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any | None = None
-    ) -> tuple[Any, tuple[Any, ...]]:
-        dtype = compute_dtype(xp, hidden.dtype)
-        h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
-        vocab = weight.shape[0]
-        sparse = self._targets(xp, targets, vocab)
-        n = h.shape[0]
-        device = device_of(xp, h)
+    def _online_log_sum_exp(
+        self, xp: Any, h: Any, weight: Any, bias: Any | None, softcap: Any, given: _Targets
+    ) -> tuple[Any, Any, Any, Any]:
+        r"""One pass over the chunks: ``(m, s, r, A)`` with :math:`\operatorname{lse} = m + s`,
+        :math:`r_i = \sum_c a_{ic} (m_i - z_{ic})` and :math:`A_i = \sum_c a_{ic}` for the
+        weights of :meth:`_Targets.chunk_weights` (``r = 0``, ``A = 0`` where none is needed).
+
+        ``r`` is kept relative to the running maximum (moved by :math:`A (m' - m)` when it
+        grows): large logits then lose no digits to :math:`A m - \sum_c a_c z_c`.
+        """
+        n, vocab = h.shape[0], weight.shape[0]
+        dtype, device = h.dtype, device_of(xp, h)
+        accumulate = given.sparse is None or may_be_nonzero(given.label_smoothing)
+        weighted = xp.zeros((n,), dtype=dtype, device=device)
+        seen: Any = 0
+        previous_shift = xp.zeros((n,), dtype=dtype, device=device)
         running_max = xp.full((n,), -float("inf"), dtype=dtype, device=device)
         running_sum = xp.zeros((n,), dtype=dtype, device=device)
-        softcap, z_loss, eps = self._hyperparameters(xp, h)
-        target_logit = self._target_logits(xp, h, weight, bias, sparse.index, softcap)
-        logit_sum = xp.zeros((n,), dtype=dtype, device=device)
         for start, stop in self._chunks(vocab):
             z, _ = self._logits(xp, h, weight, bias, start, stop, softcap)
-            if may_be_nonzero(eps):
-                logit_sum = logit_sum + xp.sum(z, axis=-1)
             chunk_max = xp.max(z, axis=-1)
             new_max = xp.maximum(running_max, chunk_max)
             shift = xp.where(xp.isfinite(new_max), new_max, xp.zeros_like(new_max))
@@ -157,45 +332,157 @@ class LinearCrossEntropy(CheckedValues):
                 z -= shift[:, None]
             else:  # autograd records z (max saves it): out of place
                 z = z - shift[:, None]
+            if accumulate:
+                a = given.chunk_weights(xp, start, stop)
+                moved = weighted + seen * (shift - previous_shift)
+                weighted = moved - xp.sum(z if a is None else z * a, axis=-1)
+                seen = seen + (stop - start if a is None else xp.sum(a, axis=-1))
+                previous_shift = shift
             running_sum = running_sum * xp.exp(running_max - shift) + xp.sum(
                 exp_of_fresh(xp, z), axis=-1
             )
             running_max = new_max
         shift = xp.where(xp.isfinite(running_max), running_max, xp.zeros_like(running_max))
-        log_sum = xp.log(running_sum)
+        return shift, xp.log(running_sum), weighted, seen
+
+    def forward(
+        self,
+        xp: Any,
+        hidden: Any,
+        weight: Any,
+        targets: Any,
+        bias: Any | None = None,
+        class_weight: Any | None = None,
+    ) -> tuple[Any, tuple[Any, ...]]:
+        dtype = compute_dtype(xp, hidden.dtype)
+        h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
+        vocab = weight.shape[0]
+        softcap, z_loss, eps = self._hyperparameters(xp, h)
+        given = self._targets(xp, hidden, targets, class_weight, vocab, dtype, eps)
+        shift, log_sum, weighted, seen = self._online_log_sum_exp(
+            xp, h, weight, bias, softcap, given
+        )
         lse = shift + log_sum
-        # (shift - z) + log_sum keeps the digits of log_sum that shift + log_sum rounds away
-        losses = (1.0 - eps) * ((shift - target_logit) + log_sum)
-        if may_be_nonzero(eps):
-            losses = losses + eps * ((shift - logit_sum / vocab) + log_sum)
-        if may_be_nonzero(z_loss):
-            losses = losses + z_loss * lse * lse
-        losses = xp.reshape(sparse.masked(xp, losses), tuple(targets.shape))
-        weights = None
-        if sparse.keep is not None:
-            weights = xp.reshape(xp.astype(sparse.keep, dtype), tuple(targets.shape))
-        loss, denominator = reduce_losses(xp, losses, weights, self.reduction)
-        residuals = (hidden, weight, targets, bias, shift, log_sum, denominator)
+        z_losses = z_loss * lse * lse if may_be_nonzero(z_loss) else None
+        shape = tuple(hidden.shape[:-1])
+        sparse = given.sparse
+        if sparse is None:
+            row_total = seen  # A_i = sum_c a_ic
+            losses = row_total * log_sum + weighted  # both terms >= 0
+            if z_losses is not None:
+                losses = losses + z_losses
+            losses = xp.reshape(nan_where(xp, given.bad_rows, losses), shape)
+            loss, denominator = reduce_losses(xp, losses, None, self.reduction)
+        else:
+            row_total = None
+            w = given.class_weight
+            target_logit = self._target_logits(xp, h, weight, bias, sparse.index, softcap)
+            # (shift - z) + log_sum keeps the digits of log_sum that shift + log_sum rounds away
+            losses = (1.0 - eps) * ((shift - target_logit) + log_sum)
+            example_weight = target_weight(xp, sparse, w, dtype)
+            if w is not None:
+                losses = losses * example_weight
+            if may_be_nonzero(eps):
+                # eps / V sum_c w_c (lse - z_c), with seen = sum_c w_c
+                losses = losses + eps / vocab * (weighted + seen * log_sum)
+            if z_losses is not None:
+                weighted_z = z_losses if w is None else z_losses * example_weight
+                losses = losses + weighted_z
+            losses = xp.reshape(sparse.masked(xp, losses), shape)
+            if example_weight is not None:
+                example_weight = xp.reshape(example_weight, shape)
+            loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
+        residuals = (
+            hidden, weight, targets, bias, class_weight, shift, log_sum, row_total, denominator,
+        )  # fmt: skip
         return xp.astype(loss, hidden.dtype), residuals
+
+    def _logit_scale(
+        self,
+        xp: Any,
+        given: _Targets,
+        lse: Any,
+        row_total: Any | None,
+        upstream: Any,
+        z_loss: Any,
+    ) -> Any:
+        r""":math:`g_i (\sum_c a_{ic} + 2 \lambda_z e_i \operatorname{lse}_i)`, the factor of
+        :math:`p_{ic}` in :math:`\partial L / \partial z_{ic}` (:math:`g_i`: the upstream
+        gradient of example :math:`i`'s loss).
+
+        An invalid row's NaN rides on it, set after every 0/1-mask product.
+        """
+        sparse, w, eps = given.sparse, given.class_weight, given.label_smoothing
+        if sparse is None:
+            scale = row_total * upstream
+            if may_be_nonzero(z_loss):
+                scale = scale + 2.0 * z_loss * lse * upstream
+            return nan_where(xp, given.bad_rows, scale)
+        keep = sparse.keep_as(xp, upstream.dtype)
+        scale = (1.0 - eps) * given.target_upstream(xp, keep * upstream)
+        if may_be_nonzero(eps):
+            total_weight = sparse.num_classes if w is None else xp.sum(w)
+            scale = scale + eps / sparse.num_classes * total_weight * (keep * upstream)
+        if may_be_nonzero(z_loss):
+            scale = scale + 2.0 * z_loss * lse * given.target_upstream(xp, keep * upstream)
+        return nan_where(xp, sparse.invalid, scale)
+
+    def log_sum_exp(
+        self, xp: Any, hidden: Any, weight: Any, targets: Any, bias: Any | None = None
+    ) -> Any:
+        r""":math:`\operatorname{lse}(z_i)` per example, differentiable in every framework without
+        the ``(N, V)`` logits: the fused cross entropy of a class :math:`k_i`, plus
+        :math:`z_{i k_i}` (one row of the weight per example). :math:`k_i` is the target (0 where
+        ignored or out of range), or the largest target probability: a large logit, so that the
+        sum loses few digits."""
+        vocab = weight.shape[0]
+        if targets.ndim == hidden.ndim:  # probabilities
+            index = xp.argmax(targets, axis=-1)
+        else:
+            index = xp.where((targets >= 0) & (targets < vocab), targets, xp.zeros_like(targets))
+        index = xp.astype(index, indexing_dtype(xp))
+        plain = LinearCrossEntropy(
+            chunk_size=self.chunk_size, softcap=self.softcap, reduction="none"
+        )
+        cross_entropy = evaluate(
+            plain, hidden, weight, index, bias, None, prediction=hidden, validate=False
+        )
+        dtype = compute_dtype(xp, hidden.dtype)
+        h = xp.astype(hidden, dtype)
+        rows = xp.astype(xp.take(weight, xp.reshape(index, (-1,)), axis=0), dtype)
+        z = xp.sum(h * xp.reshape(rows, tuple(h.shape)), axis=-1)
+        if bias is not None:
+            z = z + xp.reshape(
+                xp.astype(xp.take(bias, xp.reshape(index, (-1,)), axis=0), dtype), tuple(z.shape)
+            )
+        if self.softcap is not None:
+            cap = hyperparameter_in(xp, self.softcap, z, POSITIVE, checked=False)
+            z = cap * xp.tanh(z / cap)
+        return xp.astype(xp.astype(cross_entropy, dtype) + z, hidden.dtype)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> tuple[Any, ...]:
         """Gradients with respect to ``(hidden, weight, bias)`` (``None`` for an absent bias)."""
-        hidden, weight, targets, bias, shift, log_sum, denominator = residuals
+        (
+            hidden, weight, targets, bias, class_weight, shift, log_sum, row_total, denominator,
+        ) = residuals  # fmt: skip
         dtype = log_sum.dtype
         lse = shift + log_sum
         h = xp.reshape(xp.astype(hidden, dtype, copy=False), (-1, hidden.shape[-1]))
         vocab = weight.shape[0]
-        sparse = self._targets(xp, targets, vocab)
-        index = sparse.index
-        upstream = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
-        upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, tuple(targets.shape))), (-1,))
-        keep_f = sparse.keep_as(xp, dtype)
         softcap, z_loss, eps = self._hyperparameters(xp, h)
-        # d loss_i / d z_ic = p_ic (1 + 2 z_loss lse_i) - (1 - eps) [c == y_i] - eps / V;
-        # an invalid row's NaN rides on its (N,) scale, set after every 0/1-mask product
-        row_weight = keep_f * upstream
-        scale = nan_where(xp, sparse.invalid, (1.0 + 2.0 * z_loss * lse) * row_weight)
-        at_target = -(1.0 - eps) * row_weight
+        given = self._targets(xp, hidden, targets, class_weight, vocab, dtype, eps)
+        sparse, w = given.sparse, given.class_weight
+        shape = tuple(hidden.shape[:-1])
+        cotangent = xp.astype(cotangent, dtype)
+
+        upstream = reduce_backward(xp, cotangent, denominator, self.reduction)
+        upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, shape)), (-1,))
+        scale = self._logit_scale(xp, given, lse, row_total, upstream, z_loss)
+        if sparse is not None:
+            row_weight = sparse.keep_as(xp, dtype) * upstream
+            at_target = -(1.0 - eps) * given.target_upstream(xp, row_weight)
+            if may_be_nonzero(eps):
+                spread = (eps / vocab * row_weight)[:, None]
         grad_h = xp.zeros_like(h)
         grad_w = RowBlocks(xp, (vocab, h.shape[1]), weight.dtype, device_of(xp, h))
         grad_b = None if bias is None else RowBlocks(xp, (vocab,), bias.dtype, device_of(xp, h))
@@ -205,20 +492,40 @@ class LinearCrossEntropy(CheckedValues):
             z -= log_sum[:, None]
             dz = exp_of_fresh(xp, z)
             dz *= scale[:, None]
-            if may_be_nonzero(eps):
-                dz -= (eps / vocab * row_weight)[:, None]
-            in_chunk = (index >= start) & (index < stop)
-            local = xp.where(in_chunk, index - start, xp.zeros_like(index))
-            dz = add_at_index(xp, dz, local, xp.where(in_chunk, at_target, xp.zeros_like(scale)))
+            # minus a_ic g_i
+            if sparse is None:
+                a = given.chunk_weights(xp, start, stop)
+                dz = subtract_product(xp, dz, a, upstream[:, None])
+            else:
+                if may_be_nonzero(eps):
+                    dz -= spread if w is None else spread * w[start:stop]
+                index = sparse.index
+                in_chunk = (index >= start) & (index < stop)
+                local = xp.where(in_chunk, index - start, xp.zeros_like(index))
+                values = xp.where(in_chunk, at_target, xp.zeros_like(at_target))
+                dz = add_at_index(xp, dz, local, values)
             if capped is not None:
                 dz *= 1.0 - capped * capped
-            w = xp.astype(weight[start:stop, :], dtype, copy=False)
-            grad_h += xp.matmul(dz, w)
+            w_chunk = xp.astype(weight[start:stop, :], dtype, copy=False)
+            grad_h += xp.matmul(dz, w_chunk)
             grad_w.put(start, stop, xp.matmul(xp.matrix_transpose(dz), h))
             if grad_b is not None:
                 grad_b.put(start, stop, xp.sum(dz, axis=0))
         grad_hidden = xp.astype(xp.reshape(grad_h, tuple(hidden.shape)), hidden.dtype, copy=False)
         return grad_hidden, grad_w.result(), None if grad_b is None else grad_b.result()
+
+
+def _class_weight_array(xp: Any, class_weight: Any | None, hidden: Any) -> Any | None:
+    """``class_weight`` as an array of ``xp``: one already of ``xp`` is kept as it is (autodiff
+    follows it; the forward casts it), anything else is converted (``as_weight_array``)."""
+    if class_weight is None or isinstance(class_weight, (list, tuple)):
+        return as_weight_array(xp, class_weight, hidden)
+    try:
+        if namespace_of(class_weight) is xp:
+            return class_weight
+    except TypeError:
+        pass
+    return as_weight_array(xp, class_weight, hidden)
 
 
 def linear_cross_entropy(
@@ -227,12 +534,16 @@ def linear_cross_entropy(
     targets: Any,
     *,
     bias: Any | None = None,
+    class_weight: Any | None = None,
     chunk_size: int | None = None,
     softcap: Hyperparameter | None = None,
     z_loss: Hyperparameter = 0.0,
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""Softmax cross entropy of ``hidden @ weight.T + bias`` without materialising the logits.
@@ -240,29 +551,48 @@ def linear_cross_entropy(
     .. math::
 
         z_i = \operatorname{cap}(W h_i + b), \qquad
-        \ell_i = (1-\varepsilon)(\operatorname{lse}(z_i) - z_{i y_i})
-            + \varepsilon\,(\operatorname{lse}(z_i) - \bar z_i)
-            + \lambda_z \operatorname{lse}(z_i)^2
+        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c
+            + \lambda_z \operatorname{lse}(z_i)^2, \qquad
+        a_{ic} = w_c \Big((1-\varepsilon)\, t_{ic} + \frac{\varepsilon}{V}\Big)
+
+    where :math:`t_i` is the one-hot vector of class index :math:`y_i` or the given class
+    probabilities: ``torch.nn.functional.cross_entropy(hidden @ weight.T + bias, targets,
+    weight=class_weight, ...)`` plus the z-loss, chunk by chunk.
 
     Args:
         hidden: ``(..., D)`` final hidden states.
         weight: ``(V, D)`` output projection (PyTorch's ``nn.Linear(D, V).weight`` layout).
-        targets: ``(...)`` integer token ids.
+        targets: ``(...)`` integer token ids, or ``(..., V)`` class probabilities (in
+            ``[0, 1]``; never copied whole: each chunk of classes is read in turn).
         bias: optional ``(V,)``.
+        class_weight: optional ``(V,)`` non-negative weight per class, as ``weight`` of
+            ``torch.nn.functional.cross_entropy``.
         chunk_size: vocabulary entries per chunk (default 4096); peak extra memory is about
             ``N * chunk_size`` values.
         softcap: Gemma 2's logit soft-cap :math:`s` in :math:`s \tanh(z / s)`, or None.
-        z_loss: PaLM's auxiliary :math:`\lambda_z \operatorname{lse}^2` (0 to disable).
-        ignore_index, label_smoothing, reduction, validate: as in :func:`softmax_cross_entropy`
-            (``"mean"`` divides by the number of non-ignored targets). ``softcap``, ``z_loss``
+        z_loss: PaLM's auxiliary :math:`\lambda_z \operatorname{lse}^2` (0 to disable), weighted
+            with its example as in :func:`softmax_cross_entropy`.
+        ignore_index: a class index whose examples count neither in the loss nor in the mean
+            (class-index targets only; no default sentinel).
+        label_smoothing, validate: as in :func:`softmax_cross_entropy`. ``softcap``, ``z_loss``
             and ``label_smoothing`` may be 0-d arrays (traced or differentiated).
+        reduction: ``"none"``, ``"sum"``, ``"mean"`` (divided by the summed class weight of
+            the non-ignored class-index targets, or by the number of examples for
+            probabilities) or ``"sum_over_batch_size"``.
+        sample_weight, where: per-example weights and mask, as in
+            :func:`softmax_cross_entropy` (the per-example shape is ``hidden.shape[:-1]``).
+        return_lse: also return the per-example :math:`\operatorname{lse}(z_i)`, differentiable:
+            ``(loss, lse)``. It costs a second pass over the vocabulary chunks (forward and
+            backward): :math:`\operatorname{lse}_i = \ell^{\mathrm{CE}}_i + z_{i k_i}` for
+            one class :math:`k_i` per example (its target, or the most probable target class).
 
     >>> import numpy as np, xentropy
     >>> h, w = np.ones((2, 3)), np.zeros((5, 3))
     >>> float(xentropy.linear_cross_entropy(h, w, np.array([0, 4])))
     1.6094379...
     """
-    namespace_of(hidden, weight, targets, bias)  # fail early on mixed array types
+    xp = namespace_of(hidden, weight, targets, bias, names=("hidden", "weight", "targets", "bias"))
+    class_weight = _class_weight_array(xp, class_weight, hidden)
     op = LinearCrossEntropy(
         chunk_size=chunk_size,
         softcap=softcap,
@@ -271,4 +601,14 @@ def linear_cross_entropy(
         label_smoothing=label_smoothing,
         reduction=reduction,
     )
-    return evaluate(op, hidden, weight, targets, bias, prediction=hidden, validate=validate)
+    num_classes = weight.shape[0]
+    loss = evaluate_weighted(
+        op, hidden, weight, targets, bias, class_weight, prediction=hidden, validate=validate,
+        sample_weight=sample_weight, where=where,
+        mean_weight=class_index_mean_weight(
+            hidden, targets, class_weight, -1, ignore_index, num_classes=num_classes
+        ),
+    )  # fmt: skip
+    if not return_lse:
+        return loss
+    return loss, op.log_sum_exp(xp, hidden, weight, targets, bias)

@@ -1,19 +1,23 @@
 """Finding the Array API namespace of the arrays a caller passes in.
 
-``array_api_compat.array_namespace`` knows NumPy, CuPy, PyTorch, JAX, Dask and every library that
-implements ``__array_namespace__``. TensorFlow is not among them, so xentropy keeps a small
-registry of extra namespaces, keyed by the top-level module of an array's type and loaded only
-when such an array is seen (the einops idea): importing xentropy imports no framework.
+``array_api_compat.array_namespace`` knows NumPy, CuPy, PyTorch, JAX, Dask (for CuPy and Dask it
+gives array-api-compat's wrapper) and every library that implements ``__array_namespace__``.
+TensorFlow is not among them, so xentropy keeps a small registry of extra namespaces, keyed by
+the top-level module of an array's type and loaded only when such an array is seen (the einops
+idea): importing xentropy imports no framework.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 import array_api_compat
+
+from ._errors import mixed_array_types
 
 # top-level module of the array type -> module path of its Array API namespace
 _EXTRA_NAMESPACES: dict[str, str] = {
@@ -40,21 +44,50 @@ def _is_array(x: Any) -> bool:
     return x is not None and not isinstance(x, (bool, int, float, complex, list, tuple))
 
 
-def namespace_of(*arrays: Any) -> Any:
-    """The Array API namespace shared by ``arrays`` (``None`` and Python scalars are skipped)."""
+def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> Any:
+    """The Array API namespace shared by ``arrays`` (``None`` and Python scalars are skipped).
+
+    A Python list or tuple, or arrays of two libraries (a ``torch.Tensor`` and a
+    ``numpy.ndarray``), raise :class:`~xentropy._errors.MixedArrayTypes` (a ``TypeError``)
+    naming the arguments, ``names`` (one per array; by default ``argument 1``, ...). A
+    registered namespace (TensorFlow's) takes the arrays it is given with its own tensors.
+    """
+    if any(isinstance(a, (list, tuple)) for a in arrays):
+        raise _mixed(arrays, names)
     present = [a for a in arrays if _is_array(a)]
     for a in present:
         extra = _extra_namespace_of(a)
         if extra is not None:
             return extra
+    if len(_libraries(present)) > 1:
+        raise _mixed(arrays, names)
     return array_api_compat.array_namespace(*present)
+
+
+def _mixed(arrays: Sequence[Any], names: Sequence[str] | None) -> Exception:
+    given = names or [f"argument {i + 1}" for i in range(len(arrays))]
+    kept = [(n, a) for n, a in zip(given, arrays, strict=False) if a is not None]
+    kept = [(n, a) for n, a in kept if not _is_scalar(a)]
+    return mixed_array_types([n for n, _ in kept], [a for _, a in kept])
+
+
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, (bool, int, float, complex))
+
+
+def _libraries(arrays: Sequence[Any]) -> set[str]:
+    roots = {type(a).__module__.partition(".")[0] for a in arrays}
+    return {"jax" if r == "jaxlib" else r for r in roots}
 
 
 def is_lazy(x: Any) -> bool:
     """True when ``x`` cannot be read cheaply: a JAX tracer, a symbolic TF tensor, a Dask array.
 
     ``array_api_compat.is_lazy_array`` answers True for every JAX array; an eager JAX array is
-    concrete, so it is told apart here and validated like any eager array.
+    concrete, so it is told apart here and validated like any eager array. A Dask array is
+    always lazy: reading one value (``bool``, ``float``) computes its whole graph, so its values
+    are never checked (invalid ones give NaN, as under tracing) and building a loss computes
+    nothing.
     """
     extra = _extra_namespace_of(x)
     if extra is not None:
@@ -66,6 +99,8 @@ def is_lazy(x: Any) -> bool:
     if array_api_compat.is_torch_array(x):
         compiler = getattr(sys.modules.get("torch"), "compiler", None)
         return bool(compiler is not None and compiler.is_compiling())
+    if array_api_compat.is_dask_array(x):
+        return True
     return bool(array_api_compat.is_lazy_array(x))
 
 
@@ -84,6 +119,13 @@ def is_readable(x: Any) -> bool:
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype arithmetic runs in: float32 for 16-bit floats, else the input's own dtype."""
     return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def weight_dtype(xp: Any, like: Any) -> Any | None:
+    """The dtype a weight is converted to for the prediction ``like``: its compute dtype, or
+    None (the weight keeps its own) when ``like`` is not real floating, so that the operator's
+    checks, which run after the conversion, refuse ``like`` by name."""
+    return compute_dtype(xp, like.dtype) if xp.isdtype(like.dtype, "real floating") else None
 
 
 def device_of(xp: Any, x: Any) -> Any:

@@ -4,7 +4,8 @@ The Array API has no log-softmax, softmax or scatter. Written with standard ops 
 passes over an ``(N, C)`` array, which XLA fuses under ``jax.jit`` but eager PyTorch and
 TensorFlow do not. For those two namespaces these helpers call the framework's own fused kernels;
 every other namespace gets the standard spelling. Results agree to rounding, and in their
-handling of non-finite rows.
+handling of non-finite rows. Dask lacks ``take_along_axis``, and its arrays are immutable: the
+gather and the scatter take the element-wise spelling there, and nothing is done in place.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def _is_jax(xp: Any) -> bool:
 
 def _is_tensorflow(xp: Any) -> bool:
     return getattr(xp, "__name__", None) == _TF_NAMESPACE
+
+
+def _is_dask(xp: Any) -> bool:
+    return array_api_compat.is_dask_namespace(xp)
 
 
 # Depth of nested ``differentiable_spelling`` blocks. A module global rather than a ContextVar:
@@ -103,8 +108,20 @@ def log_sum_exp(xp: Any, z: Any) -> tuple[Any, Any]:
     return shift, s
 
 
+def _row_max(xp: Any, z: Any) -> Any:
+    """``max(z, axis=-1, keepdims=True)``, also for Dask on an empty batch.
+
+    Dask's ``max`` of a ``(0, C)`` array over its non-empty last axis fails when computed (its
+    per-chunk step drops the axes of an empty chunk); an empty batch has no row to take a
+    maximum of, so there an empty ``(0, 1)`` array stands in.
+    """
+    if _is_dask(xp) and any(d == 0 for d in z.shape[:-1]):
+        return xp.zeros((*z.shape[:-1], 1), dtype=z.dtype)
+    return xp.max(z, axis=-1, keepdims=True)
+
+
 def _log_sum_exp_and_exps(xp: Any, z: Any) -> tuple[Any, Any, Any]:
-    m = xp.max(z, axis=-1, keepdims=True)
+    m = _row_max(xp, z)
     big = xp.finfo(z.dtype).max
     shift = xp.minimum(xp.maximum(m, -big), big)
     exps = exp_of_fresh(xp, z - shift)
@@ -151,6 +168,8 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
         # derivative by a is d wherever d is finite, a zero target included
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where((a == 0) & xp.isinf(d), zero, d), axis=-1)
+    if _is_torch(xp):  # one temporary instead of two
+        return d.masked_fill(a == 0, 0.0).mul_(a).sum(dim=-1)
     if not _is_jax(xp):
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
@@ -300,6 +319,22 @@ def exp_of_fresh(xp: Any, x: Any) -> Any:
 
         return np.exp(x, out=x)
     return xp.exp(x)
+
+
+def take_along_last_axis(xp: Any, x: Any, index: Any) -> Any:
+    r"""``x[..., index[...]]``: the entry :math:`x_{i, y_i}` of each row, ``index`` in range.
+
+    By the namespace's ``take_along_axis`` where it has one. Dask has none (and no gather whose
+    index is itself a Dask array): there the entry is selected with a one-hot mask and summed,
+    :math:`\sum_c [c = y_i]\, x_{ic}`, one element-wise pass that keeps every chunk, also along
+    the class axis, and adds exact zeros only (a NaN or infinity elsewhere in the row is dropped).
+    """
+    take_along_axis = getattr(xp, "take_along_axis", None)
+    if take_along_axis is not None:
+        return take_along_axis(x, index[..., None], axis=-1)[..., 0]
+    classes = xp.arange(x.shape[-1], dtype=index.dtype, device=device_of(xp, x))
+    zero = xp.zeros((), dtype=x.dtype, device=device_of(xp, x))
+    return xp.sum(xp.where(classes == index[..., None], x, zero), axis=-1)
 
 
 def add_at_index(xp: Any, x: Any, index: Any, values: Any) -> Any:

@@ -27,8 +27,10 @@ from ._class_targets import (
     nan_where,
     sparse_targets,
 )
+from ._errors import ShapeMismatch
 from ._evaluate import CheckedValues
 from ._namespace import compute_dtype, device_of
+from ._native import take_along_last_axis
 from ._reduction import reduce_backward, reduce_losses
 
 
@@ -49,10 +51,16 @@ class NegativeLogLikelihood(CheckedValues):
     def check(self, xp: Any, scores: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
         if targets.ndim != scores.ndim - 1:
-            raise ValueError(
-                f"targets of shape {format_shape(targets.shape)} must be class indices with the "
-                f"shape of log-probabilities {format_shape(scores.shape)} without axis "
+            squeeze = targets.ndim == scores.ndim and targets.shape[self.axis] == 1
+            raise ShapeMismatch(
+                f"{{targets}} of shape {format_shape(targets.shape)} must be class indices with "
+                f"the shape of {{log-probabilities}} {format_shape(scores.shape)} without axis "
                 f"{self.axis} (negative log-likelihood takes no probability targets)"
+                + (f"; squeeze axis {self.axis} of {{targets}}" if squeeze else ""),
+                prediction="log-probabilities",
+                argument="targets",
+                shape=tuple(targets.shape),
+                form="class_indices",
             )
         check_class_targets(
             xp,
@@ -79,7 +87,7 @@ class NegativeLogLikelihood(CheckedValues):
         self, xp: Any, scores: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
         x, sparse, example_weight = self._prepared(xp, scores, targets, class_weight)
-        picked = xp.take_along_axis(x, sparse.index[..., None], axis=-1)[..., 0]
+        picked = take_along_last_axis(xp, x, sparse.index)
         losses = -example_weight * picked
         losses = sparse.masked(xp, losses)
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)

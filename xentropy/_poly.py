@@ -14,9 +14,10 @@ from ._class_targets import (
     nan_where,
     safe_weighted_log,
 )
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import namespace_of
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import class_index_mean_weight, evaluate_weighted
 from ._softmax import softmax_inputs
 
 
@@ -99,6 +100,8 @@ def poly1_cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Poly-1 loss: cross entropy plus :math:`\epsilon` times the missed target probability.
@@ -116,14 +119,14 @@ def poly1_cross_entropy(
         epsilon: weight of the poly-1 term (may be negative, down to -1 for a valid loss): a
             number, or a 0-d array, traced (optax's ``jax.jit(loss)(logits, labels,
             epsilon=e)``) or differentiated; a traced non-finite value gives NaN.
-        logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction, validate:
-            as in :func:`softmax_cross_entropy`.
+        logits, targets, axis, class_weight, ignore_index, label_smoothing, reduction,
+            sample_weight, where, validate: as in :func:`softmax_cross_entropy`.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.poly1_cross_entropy(np.array([[0.0, 0.0]]), np.array([0]), epsilon=1.0))
     1.1931471...
     """
-    xp = namespace_of(logits, targets)
+    xp = namespace_of(logits, targets, names=("logits", "targets"))
     op = Poly1CrossEntropy(
         axis=axis,
         epsilon=epsilon,
@@ -132,4 +135,14 @@ def poly1_cross_entropy(
         reduction=reduction,
     )
     weight = as_weight_array(xp, class_weight, logits)
-    return evaluate(op, logits, targets, weight, prediction=logits, validate=validate)
+    return evaluate_weighted(
+        op,
+        logits,
+        targets,
+        weight,
+        prediction=logits,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+        mean_weight=class_index_mean_weight(logits, targets, weight, axis, ignore_index),
+    )

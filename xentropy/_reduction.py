@@ -31,7 +31,7 @@ def element_count(xp: Any, x: Any, dtype: Any) -> Any:
     return xp.sum(xp.ones_like(x, dtype=dtype))
 
 
-def _safe_divide(xp: Any, numerator: Any, denominator: Any, if_zero: float = math.nan) -> Any:
+def safe_divide(xp: Any, numerator: Any, denominator: Any, if_zero: float = math.nan) -> Any:
     zero = denominator == 0
     quotient = numerator / xp.where(zero, xp.ones_like(denominator), denominator)
     return xp.where(zero, xp.full_like(quotient, if_zero), quotient)
@@ -51,7 +51,7 @@ def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> 
         if count:  # known and non-zero: a plain division (a Python int as the residual)
             return total / count, count
         denominator = element_count(xp, losses, losses.dtype)
-    return _safe_divide(xp, total, denominator), denominator
+    return safe_divide(xp, total, denominator), denominator
 
 
 def _static_count(x: Any) -> int | None:
@@ -71,4 +71,4 @@ def reduce_backward(xp: Any, cotangent: Any, denominator: Any | None, reduction:
         return cotangent
     if isinstance(denominator, int):
         return cotangent / denominator
-    return _safe_divide(xp, cotangent, denominator, if_zero=0.0)
+    return safe_divide(xp, cotangent, denominator, if_zero=0.0)

@@ -12,10 +12,11 @@ from ._elementwise_targets import (
     check_elementwise_targets,
     smoothed_targets,
 )
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._native import fused_sigmoid_cross_entropy, is_differentiable_spelling, sigmoid, softplus
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import evaluate_weighted
 
 
 def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
@@ -148,6 +149,8 @@ def sigmoid_cross_entropy(
     class_weight: Any | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
     validate: bool = True,
 ) -> Any:
     r"""Binary / multi-label cross entropy of ``sigmoid(logits)`` against targets in [0, 1].
@@ -170,14 +173,26 @@ def sigmoid_cross_entropy(
             a 0-d array (traced or differentiated), as in :func:`softmax_cross_entropy`.
         reduction: ``"none"`` (element-wise), ``"sum"``, ``"mean"`` or ``"sum_over_batch_size"``
             (both divide by the number of elements; weights only rescale, as in PyTorch).
+        sample_weight, where: weights and a boolean mask of the element-wise losses, as in
+            :func:`softmax_cross_entropy` (``"mean"`` then divides by the summed weight).
         validate: check targets and weights on eager arrays.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.sigmoid_cross_entropy(np.array([0.0]), np.array([1.0])))
     0.6931471...
     """
-    xp = namespace_of(logits, targets)
+    xp = namespace_of(logits, targets, names=("logits", "targets"))
     op = SigmoidCrossEntropy(label_smoothing=label_smoothing, reduction=reduction)
     pw = as_broadcast_weight(xp, pos_weight, logits)
     w = as_broadcast_weight(xp, class_weight, logits)
-    return evaluate(op, logits, targets, pw, w, prediction=logits, validate=validate)
+    return evaluate_weighted(
+        op,
+        logits,
+        targets,
+        pw,
+        w,
+        prediction=logits,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+    )

@@ -1,11 +1,31 @@
-r"""Softmax cross entropy from logits, with its analytic backward."""
+r"""Softmax cross entropy from logits, with its analytic backward.
+
+With the LLM options, soft-capped logits :math:`\tilde z = s \tanh(z / s)` (Gemma 2's
+``softcap``) and PaLM's auxiliary z-loss :math:`\lambda_z \operatorname{lse}(\tilde z)^2`:
+
+.. math::
+
+    \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(\tilde z_i)_c
+        + \lambda_z \operatorname{lse}(\tilde z_i)^2, \qquad
+    \frac{\partial \ell_i}{\partial \tilde z_{ic}} =
+        p_{ic} \Big(\sum_k a_{ik} + 2 \lambda_z \operatorname{lse}_i\Big) - a_{ic},
+
+and :math:`\partial \tilde z / \partial z = 1 - \tanh^2(z / s)`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from ._checks import Hyperparameter, check_reduction, may_be_nonzero
+from ._checks import (
+    NON_NEGATIVE,
+    POSITIVE,
+    Hyperparameter,
+    check_finite_number,
+    check_reduction,
+    may_be_nonzero,
+)
 from ._class_targets import (
     SparseTargets,
     as_weight_array,
@@ -13,6 +33,7 @@ from ._class_targets import (
     check_class_targets,
     dense_target_weights,
     gathered_weight,
+    hyperparameter_in,
     is_sparse,
     label_smoothing_in,
     move_class_axis_back,
@@ -21,19 +42,23 @@ from ._class_targets import (
     sparse_targets,
     target_weight,
 )
-from ._evaluate import CheckedValues, evaluate, hyperparameter
+from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._native import (
     add_at_index,
+    differentiable_spelling,
     has_fused_softmax,
     has_mutable_arrays,
     log_softmax,
+    log_sum_exp,
     log_sum_exp_keeping_exps,
     softmax,
     subtract_product,
+    take_along_last_axis,
     weighted_sum,
 )
 from ._reduction import reduce_backward, reduce_losses
+from ._sample_weights import class_index_mean_weight, evaluate_weighted
 
 
 @dataclass(frozen=True)
@@ -42,17 +67,24 @@ class SoftmaxCrossEntropy(CheckedValues):
 
     With :math:`\log p = \operatorname{log\_softmax}(z)` and target weights :math:`a_{ic}`
     (see ``_class_targets``), :math:`\ell_i = -\sum_c a_{ic} \log p_{ic}` and
-    :math:`\partial \ell_i / \partial z_{ic} = p_{ic} \sum_k a_{ik} - a_{ic}`.
-    ``label_smoothing`` may be a 0-d array (traced or differentiated; see ``_evaluate``).
+    :math:`\partial \ell_i / \partial z_{ic} = p_{ic} \sum_k a_{ik} - a_{ic}`; ``softcap`` and
+    ``z_loss`` as in the module docstring (the z-loss of an example carries its class weight).
+    ``label_smoothing``, ``softcap`` and ``z_loss`` may be 0-d arrays (traced or
+    differentiated; see ``_evaluate``).
     """
 
     axis: int = -1
     ignore_index: int | None = None
     label_smoothing: Hyperparameter = hyperparameter(0.0)
     reduction: str = "mean"
+    softcap: Hyperparameter | None = hyperparameter(None)
+    z_loss: Hyperparameter = hyperparameter(0.0)
 
     def check(self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
         check_reduction(self.reduction)
+        check_finite_number("z_loss", self.z_loss, minimum=0.0, xp=xp, values=values)
+        if self.softcap is not None:
+            check_finite_number("softcap", self.softcap, minimum=1e-30, xp=xp, values=values)
         check_class_targets(
             xp,
             logits,
@@ -69,36 +101,42 @@ class SoftmaxCrossEntropy(CheckedValues):
         self, xp: Any, logits: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
         dtype = compute_dtype(xp, logits.dtype)
-        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        z, _ = self._capped_logits(xp, logits, dtype)
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = z.shape[-1]
         eps = label_smoothing_in(xp, self.label_smoothing, z, checked=self.values_checked)
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
         fused = has_fused_softmax(xp)
         log_p = log_softmax(xp, z) if fused else None
+        # Where arrays are mutable the fused log p is what the backward keeps (as PyTorch's own
+        # loss does), so that the logits may be edited in place before the backward.
+        # (TensorFlow's tensors are immutable: it keeps the logits and a smaller footprint.)
+        # A soft cap's derivative needs the logits themselves.
+        keep_log_p = fused and has_mutable_arrays(xp) and self.softcap is None
         lse, exps = None, None
         if not fused:
             shift, log_sum, exps = log_sum_exp_keeping_exps(xp, z)
             lse = (shift, log_sum)
+        z_lse = self._z_loss_lse(xp, z, lse)
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
             example_weight = target_weight(xp, sparse, w, dtype)
-            at_target = sparse.index[..., None]
             if fused:
-                log_p_target = xp.take_along_axis(log_p, at_target, axis=-1)[..., 0]
+                log_p_target = take_along_last_axis(xp, log_p, sparse.index)
             else:
-                z_target = xp.take_along_axis(z, at_target, axis=-1)[..., 0]
+                z_target = take_along_last_axis(xp, z, sparse.index)
                 log_p_target = (z_target - lse[0]) - lse[1]
             losses = -(1.0 - eps) * log_p_target
             if example_weight is not None:
                 losses = losses * example_weight
             if may_be_nonzero(eps):
                 losses = losses - eps / num_classes * self._summed_log_p(xp, z, log_p, lse, w)
+            losses = self._plus_z_loss(xp, losses, z_lse, example_weight)
             losses = sparse.masked(xp, losses)
         else:
             a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
             if log_p is not None:
-                losses = -weighted_sum(xp, a, log_p, overwrite=True)
+                losses = -weighted_sum(xp, a, log_p, overwrite=not keep_log_p)
             else:
                 # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
                 # and no (N, C) log p to store (XLA fuses m - z into the reduction)
@@ -106,21 +144,54 @@ class SoftmaxCrossEntropy(CheckedValues):
                 losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(
                     xp, a, shift[..., None] - z, overwrite=True
                 )
-            losses = nan_where(xp, bad_rows, losses)
+            losses = nan_where(xp, bad_rows, self._plus_z_loss(xp, losses, z_lse, None))
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
         shift, log_sum = (None, None) if lse is None else lse
-        # With class indices the fused log p (untouched above) is what the backward needs, as
-        # for PyTorch's own loss: the logits may then be edited in place before the backward.
-        # (TensorFlow's tensors are immutable: it keeps the logits and a smaller footprint.)
-        keep_log_p = fused and is_sparse(logits, targets) and has_mutable_arrays(xp)
         kept_log_p = log_p if keep_log_p else None
         kept_logits = logits if kept_log_p is None else None
         residuals = (
-            kept_logits, kept_log_p, targets, class_weight, shift, log_sum, exps, denominator,
-            logits.dtype,
+            kept_logits, kept_log_p, targets, class_weight, shift, log_sum, exps, z_lse,
+            denominator, logits.dtype,
         )  # fmt: skip
         return xp.astype(loss, logits.dtype), residuals
+
+    def _capped_logits(self, xp: Any, logits: Any, dtype: Any) -> tuple[Any, Any | None]:
+        """The logits with the class axis last in ``dtype``, soft-capped when ``softcap`` is set,
+        and :math:`\tanh(z / s)` (None without a cap)."""
+        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        if self.softcap is None:
+            return z, None
+        cap = hyperparameter_in(xp, self.softcap, z, POSITIVE, checked=self.values_checked)
+        capped = xp.tanh(z / cap)
+        return cap * capped, capped
+
+    def log_sum_exp(self, xp: Any, logits: Any) -> Any:
+        r""":math:`\operatorname{lse}(z_i)` of the (capped) logits per example, in their dtype,
+        spelled for the framework's own autodiff."""
+        with differentiable_spelling():
+            z, _ = self._capped_logits(xp, logits, compute_dtype(xp, logits.dtype))
+            shift, log_sum = log_sum_exp(xp, z)
+            return xp.astype(shift + log_sum, logits.dtype)
+
+    def _z_loss_lse(self, xp: Any, z: Any, lse: tuple[Any, Any] | None) -> Any | None:
+        r""":math:`\operatorname{lse}(z)` per example when the z-loss is on, else None."""
+        if not may_be_nonzero(self.z_loss):
+            return None
+        shift, log_sum = log_sum_exp(xp, z) if lse is None else lse
+        return shift + log_sum
+
+    def _z_loss_weight(self, xp: Any, like: Any) -> Any:
+        return hyperparameter_in(xp, self.z_loss, like, NON_NEGATIVE, checked=self.values_checked)
+
+    def _plus_z_loss(
+        self, xp: Any, losses: Any, z_lse: Any | None, example_weight: Any | None
+    ) -> Any:
+        r"""``losses`` plus :math:`w_{y_i} \lambda_z \operatorname{lse}_i^2` (z-loss on)."""
+        if z_lse is None:
+            return losses
+        term = self._z_loss_weight(xp, z_lse) * (z_lse * z_lse)
+        return losses + (term if example_weight is None else term * example_weight)
 
     def _dense_weights(
         self, xp: Any, targets: Any, num_classes: int, w: Any | None, dtype: Any, eps: Any
@@ -163,13 +234,15 @@ class SoftmaxCrossEntropy(CheckedValues):
         return xp.sum((z - m[..., None]) * w, axis=-1) - xp.sum(w) * s
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
-        logits, log_p, targets, class_weight, shift, log_sum, exps, denominator, out_dtype = (
-            residuals
-        )
+        (
+            logits, log_p, targets, class_weight, shift, log_sum, exps, z_lse, denominator,
+            out_dtype,
+        ) = residuals  # fmt: skip
         lse = None if shift is None else (shift, log_sum)
+        capped = None
         if log_p is None:
             dtype = compute_dtype(xp, logits.dtype)
-            z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+            z, capped = self._capped_logits(xp, logits, dtype)
             like = z
         else:
             z, like, dtype = None, log_p, log_p.dtype
@@ -189,6 +262,9 @@ class SoftmaxCrossEntropy(CheckedValues):
             if may_be_nonzero(eps):
                 total_weight = num_classes if w is None else xp.sum(w)
                 scale = scale + eps / num_classes * total_weight * row_g
+            if z_lse is not None:
+                z_row_g = row_g if example_weight is None else example_weight * row_g
+                scale = scale + 2.0 * self._z_loss_weight(xp, z_lse) * z_lse * z_row_g
             # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
             # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
             scale = nan_where(xp, sparse.invalid, scale)
@@ -201,9 +277,15 @@ class SoftmaxCrossEntropy(CheckedValues):
         else:
             a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
             row_g = g[..., None]
-            scale = nan_where(xp, bad_rows, xp.sum(a, axis=-1) * g)
-            grad = softmax(xp, z, lse, exps, row_scale=scale)  # ours: updated in place below
+            total = xp.sum(a, axis=-1)
+            if z_lse is not None:
+                total = total + 2.0 * self._z_loss_weight(xp, z_lse) * z_lse
+            scale = nan_where(xp, bad_rows, total * g)
+            # ours: updated in place below
+            grad = softmax(xp, z, lse, exps, row_scale=scale, log_p=log_p)
             grad = subtract_product(xp, grad, a, row_g)
+        if capped is not None:
+            grad = grad * (1.0 - capped * capped)
         return xp.astype(move_class_axis_back(xp, grad, self.axis), out_dtype, copy=False)
 
 
@@ -216,18 +298,26 @@ def softmax_cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
     reduction: str = "mean",
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""Cross entropy between ``softmax(logits)`` and class indices or class probabilities.
 
     .. math::
 
-        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c, \qquad
+        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c
+            + \lambda_z w_{y_i} \operatorname{lse}(z_i)^2, \qquad
         a_{ic} = w_c \Big((1-\varepsilon)\, t_{ic} + \frac{\varepsilon}{C}\Big)
 
     where :math:`t_i` is the one-hot vector of class index :math:`y_i` (integer ``targets``) or
-    the given probabilities, :math:`w` the class weights and :math:`\varepsilon` the label
-    smoothing. With integer targets this is ``torch.nn.functional.cross_entropy``.
+    the given probabilities, :math:`w` the class weights, :math:`\varepsilon` the label
+    smoothing and :math:`\lambda_z` the z-loss (:math:`w_{y_i} = 1` for probability targets).
+    With integer targets and no z-loss this is ``torch.nn.functional.cross_entropy``. With
+    ``softcap`` :math:`s`, :math:`z` is first replaced by :math:`s \tanh(z / s)`.
 
     Args:
         logits: unnormalised scores, real floating dtype, classes along ``axis``.
@@ -243,23 +333,58 @@ def softmax_cross_entropy(
         reduction: ``"none"`` (per-example losses, leading dims kept), ``"sum"``, ``"mean"``
             (divided by the summed class weight of non-ignored class-index targets, or by the
             number of examples for probability targets) or ``"sum_over_batch_size"``.
+        softcap: Gemma 2's logit soft-cap :math:`s > 0` in :math:`s \tanh(z / s)`, or None.
+        z_loss: PaLM's auxiliary :math:`\lambda_z \operatorname{lse}^2` (0 disables it; an
+            ignored example has none, and a class weight weighs it with the example).
+        sample_weight: per-example weights :math:`s_i \ge 0`, any array that broadcasts to the
+            per-example losses (``(N,)``, ``(N, T)`` token weights, ...). The losses are
+            multiplied by them (after the class weights); ``"mean"`` divides by
+            :math:`\sum_i s_i w_{y_i}` (Keras's ``mean_with_sample_weight``), and
+            ``"sum_over_batch_size"`` by the number of examples (Keras's default). See
+            ``xentropy._sample_weights``.
+        where: boolean mask of the examples that count (optax's ``where``): a masked example
+            gives 0 (selected away: a NaN loss there does not reach the result) and leaves
+            every denominator.
+        return_lse: also return the per-example :math:`\operatorname{lse}(z_i)` (of the capped
+            logits), as Liger's ``return_z_loss`` and Cut Cross-Entropy's ``return_lse``: for
+            logging the z-loss, or a loss of one's own. It is differentiable (the framework's
+            autodiff of a log-sum-exp) and has one entry per example, ignored ones included.
         validate: check target values on eager arrays (a device sync on GPUs). Under tracing
             an index outside ``[0, C)`` gives NaN for that example, loss and gradient.
 
     Returns:
-        The loss in the dtype of ``logits`` (computed in float32 for 16-bit inputs). A mean
-        over no example (empty or fully ignored batch) is NaN.
+        The loss in the dtype of ``logits`` (computed in float32 for 16-bit inputs); a mean
+        over no example (empty or fully ignored batch) is NaN. With ``return_lse``, the pair
+        ``(loss, lse)``, ``lse`` shaped as ``logits`` without ``axis``, in its dtype.
 
     >>> import numpy as np, xentropy
     >>> float(xentropy.softmax_cross_entropy(np.array([[2.0, 0.0, -1.0]]), np.array([0])))
     0.169846...
     """
-    xp = namespace_of(logits, targets)
+    xp = namespace_of(logits, targets, names=("logits", "targets"))
     op = SoftmaxCrossEntropy(
-        axis=axis, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction
+        axis=axis,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        softcap=softcap,
+        z_loss=z_loss,
     )
     weight = as_weight_array(xp, class_weight, logits)
-    return evaluate(op, logits, targets, weight, prediction=logits, validate=validate)
+    loss = evaluate_weighted(
+        op,
+        logits,
+        targets,
+        weight,
+        prediction=logits,
+        validate=validate,
+        sample_weight=sample_weight,
+        where=where,
+        mean_weight=class_index_mean_weight(logits, targets, weight, axis, ignore_index),
+    )
+    if not return_lse:
+        return loss
+    return loss, op.log_sum_exp(xp, logits)
 
 
 @dataclass(frozen=True)

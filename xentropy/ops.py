@@ -15,6 +15,7 @@ from typing import Any
 from ._binary import BinaryCrossEntropy
 from ._categorical import CategoricalCrossEntropy
 from ._class_targets import as_weight_array
+from ._divergence import PointwiseKLDivergence
 from ._elementwise_targets import as_broadcast_weight
 from ._evaluate import (
     LossOperator,
@@ -81,6 +82,7 @@ __all__ = [
     "LinearCrossEntropy",
     "LossOperator",
     "NegativeLogLikelihood",
+    "PointwiseKLDivergence",
     "Poly1CrossEntropy",
     "SigmoidCrossEntropy",
     "SigmoidFocalLoss",

@@ -3,7 +3,15 @@ r"""The JAX dialect of xentropy: optax's classification losses, computed by the 
 Porting code means changing one import::
 
     import optax                                  # before
-    from xentropy.backends import jax as optax    # after (for the functions below)
+    from xentropy.backends import jax as optax    # after
+
+The module is a complete stand-in for ``optax``: it defines the losses below, and every other
+name resolves to ``optax.losses``, then to ``optax`` (module ``__getattr__``), so
+``optax.adam``, ``optax.apply_updates`` and ``optax.l2_loss`` keep working after the import is
+changed, and so does ``from xentropy.backends.jax import adam``. Our names win
+(``softmax_cross_entropy`` is ours; ``losses`` is :mod:`xentropy.backends.jax.losses`, itself a
+stand-in for ``optax.losses``), names starting with ``_`` never fall through, ``dir()`` lists
+both and ``__all__`` only ours. optax is imported on the first name that falls through.
 
 =============================================  ================================================
 this module                                    optax (0.2.8) / xentropy core operator
@@ -61,9 +69,26 @@ Where the results differ from optax (each difference is tested in
   ``float0`` zero cotangents. Where a label is ``where``-masked out, its derivative is 0 (optax:
   NaN, from ``0 * -inf``).
 * ``poly_loss_cross_entropy`` accepts integer and bool one-hot labels (optax raises TypeError).
+* **Errors** are the core's (``xentropy._errors``), with optax's argument names (``logits``,
+  ``labels``, ``targets``) and the offending value or shape. Labels of the wrong shape are a
+  ``ValueError`` and also a ``TypeError`` (optax's "incompatible shapes for broadcasting"); wrong
+  dtypes a ``TypeError`` as in optax; ``(N, 1)`` integer labels are told to be squeezed. Python
+  lists and arrays of other libraries are converted with ``jnp.asarray`` (optax raises
+  ``TypeError`` for a list, from ``jnp``'s own rule).
 """
 
+from typing import Any
+
+from .. import _fallthrough, _requirements
+
+_requirements.require(__name__, "jax", "jax", "optax")
 from ._custom_derivative import apply_op
+from ._divergence import (
+    convex_kl_divergence,
+    generalized_kl_divergence,
+    kl_divergence,
+    kl_divergence_with_log_targets,
+)
 from .fused import linear_cross_entropy
 from .losses import (
     poly_loss_cross_entropy,
@@ -76,6 +101,10 @@ from .losses import (
 
 __all__ = [
     "apply_op",
+    "convex_kl_divergence",
+    "generalized_kl_divergence",
+    "kl_divergence",
+    "kl_divergence_with_log_targets",
     "linear_cross_entropy",
     "poly_loss_cross_entropy",
     "safe_softmax_cross_entropy",
@@ -84,3 +113,14 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
 ]
+
+# Every other name is optax's (see the module docstring).
+_FRAMEWORK = ("optax.losses", "optax")
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)

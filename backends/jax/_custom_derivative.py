@@ -47,6 +47,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from xentropy import ops
+from xentropy._errors import Dialect, Rule, ShapeMismatch, dialect_names, forward_parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,19 @@ def _check(op: ops.LossOperator, arrays: tuple[Any, ...], validate: bool) -> ops
     return op
 
 
-def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.Array:
+# optax's classes for the core's errors: a shape mismatch is JAX's TypeError ("incompatible
+# shapes for broadcasting") as well as a ValueError; the others are optax's already, or optax
+# raises nothing (a class index out of range gives NaN).
+JAX = Dialect("optax", {ShapeMismatch: Rule(TypeError)})
+
+
+def apply_op(
+    op: ops.LossOperator,
+    *arrays: Any,
+    validate: bool = True,
+    names: tuple[str, ...] | None = None,
+    errors: Dialect = JAX,
+) -> jax.Array:
     """Evaluate a core loss operator on JAX arrays, differentiable by every JAX transform.
 
     Args:
@@ -116,6 +129,10 @@ def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.A
         validate: check values (label range, probabilities, weights) when they are concrete.
             Under ``jax.jit`` / ``jax.vmap`` the checks are skipped and bad rows give NaN (loss
             and gradient).
+        names: the caller's names of the arrays (``("logits", "labels", ...)``), which its
+            errors use; each error is also raised as ``errors`` translates it (:data:`JAX`:
+            optax's class for the mistake as well as the core's). None (the core's own
+            functions) keeps the core's names and classes.
 
     Returns:
         ``op``'s loss as a ``jax.Array``. ``jax.grad`` / ``jax.vjp`` / ``jax.jvp`` of the
@@ -123,12 +140,15 @@ def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> jax.A
         weights, array hyperparameters) and every higher order is differentiated exactly.
     """
     converted = tuple(None if a is None else jnp.asarray(a) for a in arrays)
-    op = _check(op, converted, validate)
+    position = ops.op_prediction_position(op, len(arrays))
+    mapping = None if names is None else dialect_names(forward_parameters(op), names, position)
+    with errors.raising(mapping):
+        op = _check(op, converted, validate)
     hyperparameters = ops.array_hyperparameters(op)
-    names = tuple(sorted(hyperparameters))
-    static_op = dataclasses.replace(op, **dict.fromkeys(names)) if names else op
-    static = _Static(static_op, len(converted), names)
-    values = tuple(jnp.asarray(hyperparameters[name]) for name in names)
+    dynamic = tuple(sorted(hyperparameters))
+    static_op = dataclasses.replace(op, **dict.fromkeys(dynamic)) if dynamic else op
+    static = _Static(static_op, len(converted), dynamic)
+    values = tuple(jnp.asarray(hyperparameters[name]) for name in dynamic)
     return _run(static, *converted, *values)
 
 

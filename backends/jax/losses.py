@@ -2,11 +2,19 @@ r"""optax's classification losses, computed by the xentropy core (see the packag
 
 Each function keeps the name, argument order, keyword-only markers and defaults of its optax
 counterpart (``optax.losses``, optax 0.2.8) and returns per-example losses like optax (the core
-runs with ``reduction="none"``), plus one keyword-only extra, ``validate``. The code here only
+runs with ``reduction="none"``), plus keyword-only extras: ``validate`` everywhere, and on the
+two softmax cross entropies the core's LLM options ``softcap`` (Gemma 2's
+:math:`s \tanh(x / s)`, applied before ``where``'s mask), ``z_loss`` (PaLM's
+:math:`\lambda_z \operatorname{lse}^2` per example) and ``return_lse`` (also return the
+per-example log-sum-exp, ``(loss, lse)``, differentiable). The code here only
 maps arguments: ``axis`` tuples are flattened into one class axis, and ``where`` is expressed
 in the core's own terms (a masked-out class gets a ``-inf`` logit and a zero label, which the
 core counts as :math:`0 \log 0 = 0`; a fully masked example gives optax's 0). All arithmetic,
 gradients included, is the core's.
+
+The module is a complete stand-in for ``optax.losses``: every name it does not define resolves to
+``optax.losses`` (module ``__getattr__``: ``losses.l2_loss``, ``losses.hinge_loss``, ...), names
+starting with ``_`` excepted; ``dir()`` lists both, ``__all__`` only ours.
 """
 
 from __future__ import annotations
@@ -21,11 +29,25 @@ from jax.typing import ArrayLike
 
 from xentropy import ops
 
+from .. import _fallthrough
 from ._custom_derivative import apply_op
+from ._divergence import (
+    convex_kl_divergence,
+    generalized_kl_divergence,
+    kl_divergence,
+    kl_divergence_with_log_targets,
+)
 
 Axis = int | tuple[int, ...] | None
 
+# optax's names of the arrays of the core operators, for the errors (see ._custom_derivative)
+_NAMES = ("logits", "labels")
+
 __all__ = [
+    "convex_kl_divergence",
+    "generalized_kl_divergence",
+    "kl_divergence",
+    "kl_divergence_with_log_targets",
     "poly_loss_cross_entropy",
     "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
@@ -80,8 +102,11 @@ def softmax_cross_entropy(
     axis: Axis = -1,
     where: ArrayLike | None = None,
     *,
+    softcap: ArrayLike | None = None,
+    z_loss: ArrayLike = 0.0,
+    return_lse: bool = False,
     validate: bool = True,
-) -> jax.Array:
+) -> Any:
     r"""Softmax cross entropy against class probabilities: ``optax.softmax_cross_entropy``.
 
     .. math::
@@ -100,6 +125,7 @@ def softmax_cross_entropy(
         where: which examples (shape of ``logits`` without ``axis``) or which entries (shape
             of ``logits``) to include. A masked-out entry leaves the softmax and the sum; a
             fully masked example gives ``-0.0`` and a zero gradient (exactly optax).
+        softcap, z_loss, return_lse: xentropy's LLM extras (module docstring).
         validate: check label values on concrete inputs (ValueError); skipped under tracing.
 
     Returns:
@@ -122,20 +148,35 @@ def softmax_cross_entropy(
         )
     class_axes = _class_axes(axis, logits.ndim)
     mask = _mask(where, logits, class_axes)
+    logits, softcap = _capped(logits, softcap, mask)
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
         labels = jnp.where(mask, labels, jnp.zeros_like(labels))
-    op = ops.SoftmaxCrossEntropy(axis=_core_axis(axis, class_axes), reduction="none")
-    loss = apply_op(
-        op,
-        _class_layout(logits, axis, class_axes),
-        _class_layout(labels, axis, class_axes),
-        None,
-        validate=validate,
+    op = ops.SoftmaxCrossEntropy(
+        axis=_core_axis(axis, class_axes), reduction="none", softcap=softcap, z_loss=z_loss
     )
+    layout = _class_layout(logits, axis, class_axes)
+    labels = _class_layout(labels, axis, class_axes)
+    loss = apply_op(op, layout, labels, None, validate=validate, names=_NAMES)
     if mask is not None:
         loss = jnp.where(jnp.any(mask, axis=class_axes), loss, -0.0)
-    return loss
+    return (loss, op.log_sum_exp(jnp, layout)) if return_lse else loss
+
+
+def _capped(
+    logits: jax.Array, softcap: ArrayLike | None, mask: jax.Array | None
+) -> tuple[jax.Array, ArrayLike | None]:
+    """``(logits, softcap)`` for the core. With a ``where`` mask the soft-cap
+    :math:`s \tanh(x / s)` is applied here, in JAX ops that JAX differentiates, so that the
+    mask's ``-inf`` comes after it (the core would cap it to :math:`-s`); otherwise the core
+    applies it (with its analytic gradient)."""
+    if softcap is None or mask is None:
+        return logits, softcap
+    cap = jnp.asarray(softcap, dtype=ops.compute_dtype(jnp, logits.dtype))
+    if not ops.is_lazy(cap) and not (math.isfinite(float(cap)) and float(cap) > 0):
+        raise ValueError(f"softcap must be a finite number > 0; got {softcap!r}")
+    cap = jnp.where((cap > 0) & jnp.isfinite(cap), cap, jnp.nan)  # traced: NaN outside
+    return (cap * jnp.tanh(logits.astype(cap.dtype) / cap)).astype(logits.dtype), None
 
 
 def safe_softmax_cross_entropy(
@@ -160,8 +201,11 @@ def softmax_cross_entropy_with_integer_labels(
     axis: int | tuple[int, ...] = -1,
     where: ArrayLike | None = None,
     *,
+    softcap: ArrayLike | None = None,
+    z_loss: ArrayLike = 0.0,
+    return_lse: bool = False,
     validate: bool = True,
-) -> jax.Array:
+) -> Any:
     r"""Softmax cross entropy against class indices.
 
     Mirrors ``optax.softmax_cross_entropy_with_integer_labels``.
@@ -181,6 +225,7 @@ def softmax_cross_entropy_with_integer_labels(
             (exactly optax). A label on a masked-out class of a kept example gives ``+inf``
             (it has probability 0); optax gives a finite log-sum-exp of the kept classes
             minus the masked logit.
+        softcap, z_loss, return_lse: xentropy's LLM extras (module docstring).
         validate: on concrete inputs, a label outside ``[0, C)`` raises ValueError. Under
             ``jax.jit`` / ``jax.vmap`` that example's loss and gradient row are NaN (optax
             returns NaN with a finite gradient, or wraps a negative label around).
@@ -206,18 +251,23 @@ def softmax_cross_entropy_with_integer_labels(
             f"labels of shape {labels.shape} must hold class indices with the shape of logits "
             f"{logits.shape} without axis {axis}; use softmax_cross_entropy for one-hot or "
             "probability labels"
+            + ("; squeeze the last axis of labels" if labels.shape[-1:] == (1,) else "")
         )
     mask = _mask(where, logits, class_axes)
+    logits, softcap = _capped(logits, softcap, mask)
     kept = None
     if mask is not None:
         kept = jnp.any(mask, axis=class_axes)
         logits = jnp.where(mask, logits, -jnp.inf)
         labels = jnp.where(kept, labels, jnp.zeros_like(labels))  # masked examples: any label
-    op = ops.SoftmaxCrossEntropy(axis=_core_axis(axis, class_axes), reduction="none")
-    loss = apply_op(op, _class_layout(logits, axis, class_axes), labels, None, validate=validate)
+    op = ops.SoftmaxCrossEntropy(
+        axis=_core_axis(axis, class_axes), reduction="none", softcap=softcap, z_loss=z_loss
+    )
+    layout = _class_layout(logits, axis, class_axes)
+    loss = apply_op(op, layout, labels, None, validate=validate, names=_NAMES)
     if kept is not None:
         loss = jnp.where(kept, loss, 0.0)
-    return loss
+    return (loss, op.log_sum_exp(jnp, layout)) if return_lse else loss
 
 
 def sigmoid_binary_cross_entropy(
@@ -245,7 +295,8 @@ def sigmoid_binary_cross_entropy(
     [0.6931..., 2.1269...]
     """
     op = ops.SigmoidCrossEntropy(reduction="none")
-    return apply_op(op, jnp.asarray(logits), jnp.asarray(labels), None, None, validate=validate)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    return apply_op(op, logits, labels, None, None, validate=validate, names=_NAMES)
 
 
 def sigmoid_focal_loss(
@@ -289,7 +340,8 @@ def sigmoid_focal_loss(
         alpha=alpha,
         reduction="none",
     )
-    return apply_op(op, jnp.asarray(logits), jnp.asarray(labels), validate=validate)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    return apply_op(op, logits, labels, validate=validate, names=_NAMES)
 
 
 def poly_loss_cross_entropy(
@@ -350,7 +402,20 @@ def poly_loss_cross_entropy(
         _class_layout(labels, axis, class_axes),
         None,
         validate=validate,
+        names=_NAMES,
     )
     if mask is not None:
         loss = jnp.where(jnp.any(mask, axis=class_axes), loss, 0.0)
     return loss
+
+
+# Every other name is optax.losses' (see the module docstring).
+_FRAMEWORK = ("optax.losses",)
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)

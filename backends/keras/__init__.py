@@ -3,9 +3,17 @@ r"""The Keras 3 dialect of xentropy: ``keras.losses``'s cross entropies, compute
 Porting code means changing one import::
 
     from keras import losses                       # before
-    from xentropy.backends.keras import losses     # after (for the names below)
+    from xentropy.backends.keras import losses     # after
 
     model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+
+:mod:`xentropy.backends.keras.losses` is a complete stand-in for ``keras.losses``, and so is this
+package, which exports the same loss names: they define the names below, and every other name
+resolves to ``keras.losses`` (module ``__getattr__``), so ``losses.MeanSquaredError``,
+``losses.Loss``, ``losses.get`` and ``losses.serialize`` keep working after the import is
+changed. Our names win, names starting with ``_`` never fall through, ``dir()`` lists both and
+``__all__`` only ours. Keras's own registry is untouched: ``keras.losses.get("...")`` and string
+losses in ``model.compile`` still give Keras's classes.
 
 ==================================  ================================================================
 this module (= ``keras.losses``)    xentropy core operator (``xentropy.ops``), ``reduction="none"``
@@ -86,9 +94,23 @@ Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
   float32 and rounded once to the loss dtype (Keras computes in the 16-bit dtype).
 * **Gradients**: every floating input is differentiable, ``y_true`` included, at any order and
   in both modes, as the backend's own autodiff of Keras's losses would be.
+* **Errors** are the core's (``xentropy._errors``), named as Keras names the arguments
+  (``y_true``, ``y_pred``), with Keras's key phrase for a wrong shape ("Arguments `y_true` and
+  `y_pred` must have the same shape", "... up until the last dimension"), and raised as
+  instances of the backend framework's class too (``_dispatch.keras_dialect``): a class index
+  out of range is also a ``tf.errors.InvalidArgumentError`` on TensorFlow and an
+  ``IndexError`` on PyTorch, as Keras's own error there is; a dtype error is also a
+  ``ValueError``. The loss classes accept Python lists as Keras's loss functions do (Keras's
+  classes raise ``ValueError`` for a list).
 """
 
+from typing import Any
+
+from .. import _fallthrough, _requirements
+
+_requirements.require(__name__, "keras", "keras")
 from . import losses
+from ._divergence import KLDivergence, kl_divergence
 from .losses import (
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
@@ -107,11 +129,24 @@ __all__ = [
     "BinaryFocalCrossentropy",
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "KLDivergence",
     "SparseCategoricalCrossentropy",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "kl_divergence",
     "losses",
     "sparse_categorical_crossentropy",
 ]
+
+# Every other name is keras.losses' (see the module docstring).
+_FRAMEWORK = ("keras.losses",)
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)

@@ -18,6 +18,12 @@ a device synchronisation on GPUs (on Keras's PyTorch backend, which trains eager
 step). ``validate=False`` skips the check, and invalid values then give NaN for the affected
 examples instead of an error; under tracing (``tf.function``, ``jax.jit``) values are never
 checked. The classes keep ``validate`` in ``get_config``, so it survives save / load.
+
+The module is a complete stand-in for ``keras.losses``: every name it does not define resolves to
+``keras.losses`` (module ``__getattr__``: ``losses.MeanSquaredError``, ``losses.Loss``,
+``losses.get``, ``losses.serialize`` ...), names starting with ``_`` excepted; ``dir()`` lists
+both, ``__all__`` only ours. ``keras.losses.get("categorical_crossentropy")`` and string losses
+in ``model.compile`` stay Keras's own.
 """
 
 from __future__ import annotations
@@ -29,18 +35,22 @@ import keras
 
 from xentropy import ops
 
+from .. import _fallthrough
 from ._dispatch import apply, same_rank, set_keras_mask
+from ._divergence import KLDivergence, kl_divergence
 
 __all__ = [
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "KLDivergence",
     "SparseCategoricalCrossentropy",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "kl_divergence",
     "sparse_categorical_crossentropy",
 ]
 
@@ -78,13 +88,13 @@ def binary_crossentropy(
         op: ops.LossOperator = ops.SigmoidCrossEntropy(
             label_smoothing=label_smoothing, reduction="none"
         )
-        names = ("logits", "targets", "pos_weight", "class_weight")
+        names = ("y_pred", "y_true", "pos_weight", "class_weight")
         losses = apply(op, names, y_pred, y_true, None, None, validate=validate)
     else:
         op = ops.BinaryCrossEntropy(
             label_smoothing=label_smoothing, epsilon=keras.config.epsilon(), reduction="none"
         )
-        names = ("probs", "targets", "class_weight")
+        names = ("y_pred", "y_true", "class_weight")
         losses = apply(op, names, y_pred, y_true, None, validate=validate)
     return keras.ops.mean(losses, axis=axis)
 
@@ -109,7 +119,7 @@ def categorical_crossentropy(
             NaN for the affected examples instead of an error. The other arguments are Keras's.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
-    names = ("logits" if from_logits else "probs", "targets", "class_weight")
+    names = ("y_pred", "y_true", "class_weight")
     if from_logits:
         op: ops.LossOperator = ops.SoftmaxCrossEntropy(
             axis=axis, label_smoothing=label_smoothing, reduction="none"
@@ -152,7 +162,7 @@ def sparse_categorical_crossentropy(
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[axis] == 1:
         y_true = keras.ops.squeeze(y_true, axis=axis)
     labels = keras.ops.cast(y_true, "int32")
-    names = ("logits" if from_logits else "probs", "targets", "class_weight")
+    names = ("y_pred", "y_true", "class_weight")
     if from_logits:
         op: ops.LossOperator = ops.SoftmaxCrossEntropy(
             axis=axis, ignore_index=ignore_class, reduction="none"
@@ -200,7 +210,7 @@ def binary_focal_crossentropy(
         op: ops.LossOperator = ops.SigmoidFocalLoss(
             gamma=gamma, alpha=balance, label_smoothing=label_smoothing, reduction="none"
         )
-        losses = apply(op, ("logits", "targets"), y_pred, y_true, validate=validate)
+        losses = apply(op, ("y_pred", "y_true"), y_pred, y_true, validate=validate)
     else:
         op = ops.BinaryFocalLoss(
             gamma=gamma,
@@ -209,7 +219,7 @@ def binary_focal_crossentropy(
             epsilon=keras.config.epsilon(),
             reduction="none",
         )
-        losses = apply(op, ("probs", "targets"), y_pred, y_true, validate=validate)
+        losses = apply(op, ("y_pred", "y_true"), y_pred, y_true, validate=validate)
     return keras.ops.mean(losses, axis=axis)
 
 
@@ -237,7 +247,7 @@ def categorical_focal_crossentropy(
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     alpha_array = ops.as_weight_array(ops.namespace_of(y_pred), alpha, y_pred)
-    names = ("logits" if from_logits else "probs", "targets", "alpha", "class_weight")
+    names = ("y_pred", "y_true", "alpha", "class_weight")
     if from_logits:
         op: ops.LossOperator = ops.SoftmaxFocalLoss(
             axis=axis, gamma=gamma, label_smoothing=label_smoothing, reduction="none"
@@ -486,3 +496,15 @@ class CategoricalFocalCrossentropy(_LossFunctionWrapper):
             axis=axis,
             validate=validate,
         )
+
+
+# Every other name is keras.losses' (see the module docstring).
+_FRAMEWORK = ("keras.losses",)
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)

@@ -33,6 +33,8 @@ from typing import Any
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from xentropy._autograph import keep_out_of_autograph
+from xentropy._errors import Dialect, dialect_names, forward_parameters
 from xentropy.ops import (
     LossOperator,
     array_hyperparameters,
@@ -43,11 +45,21 @@ from xentropy.ops import (
     op_prediction_position,
 )
 
+from ._errors import TENSORFLOW
+
+keep_out_of_autograph()  # as tf.nn is: see xentropy._autograph
+
 Gradients = dict[int, Any]
 
 
 @tf.autograph.experimental.do_not_convert
-def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor:
+def apply_op(
+    op: LossOperator,
+    *arrays: Any,
+    validate: bool = True,
+    names: tuple[str, ...] | None = None,
+    errors: Dialect = TENSORFLOW,
+) -> tf.Tensor:
     """The loss ``op.forward(xp, *arrays)``, differentiable for TensorFlow's autodiff.
 
     Every floating input gets its derivative, at any order, as for a loss written in TensorFlow
@@ -62,13 +74,19 @@ def apply_op(op: LossOperator, *arrays: Any, validate: bool = True) -> tf.Tensor
             is read, so that the tape still reaches it).
         validate: check target values when the prediction is eager. While tracing
             (``tf.function``, XLA) values are never checked; bad rows become NaN instead.
+        names: the caller's names of the arrays (``("logits", "labels", ...)``), which its
+            errors use; each error is also raised as ``errors`` translates it (see
+            :mod:`._errors`: ``tf.errors.InvalidArgumentError`` as well as the core's class).
+            None (the core's own functions) keeps the core's names and classes.
 
     Returns:
         The loss, a ``tf.Tensor`` in the prediction's dtype.
     """
     tensors = [None if a is None else tf.convert_to_tensor(a) for a in arrays]
-    prediction = tensors[op_prediction_position(op, len(tensors))]
-    xp, op = checked_operator(op, *tensors, prediction=prediction, validate=validate)
+    position = op_prediction_position(op, len(tensors))
+    mapping = None if names is None else dialect_names(forward_parameters(op), names, position)
+    with errors.raising(mapping):
+        xp, op = checked_operator(op, *tensors, prediction=tensors[position], validate=validate)
     if array_hyperparameters(op):
         # No analytic backward for a hyperparameter: TensorFlow differentiates the forward.
         return differentiable_loss(op, xp, *tensors)

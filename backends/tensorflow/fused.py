@@ -23,6 +23,7 @@ def linear_cross_entropy(
     targets: Any,
     *,
     bias: Any | None = None,
+    class_weight: Any | None = None,
     chunk_size: int | None = None,
     softcap: float | None = None,
     z_loss: float = 0.0,
@@ -46,4 +47,5 @@ def linear_cross_entropy(
         label_smoothing=label_smoothing,
         reduction=reduction,
     )
-    return apply_op(op, hidden, weight, targets, bias, validate=validate)
+    names = ("hidden", "weight", "targets", "bias", "class_weight")
+    return apply_op(op, hidden, weight, targets, bias, class_weight, validate=validate, names=names)

@@ -21,10 +21,12 @@ Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platfo
   (``ValueError``); ``tf.nn.softmax_cross_entropy_with_logits`` silently broadcasts, e.g.
   ``(N, 1)`` labels against ``(N, C)`` logits. The sparse function wants ``labels`` of the shape of
   ``logits`` without the last axis, as ``tf.nn`` does.
-* **Out-of-range class indices** (sparse): eagerly a ``ValueError`` that shows the offending
-  value. Under ``tf.function`` and XLA values are not checked: such rows get a NaN loss and NaN
-  gradient row on every device. (``tf.nn`` raises on CPU, returns NaN on GPU and under XLA;
-  plain ``tf.gather`` would silently clamp under XLA.)
+* **Out-of-range class indices** (sparse): eagerly an error that shows the offending value and
+  is both a ``ValueError`` and ``tf.errors.InvalidArgumentError`` (with ``tf.nn``'s "Received a
+  label value of 3 which is outside the valid range of [0, 3)"). Under ``tf.function`` and XLA
+  values are not checked: such rows get a NaN loss and NaN gradient row on every device.
+  (``tf.nn`` raises on CPU, returns NaN on GPU and under XLA; plain ``tf.gather`` would silently
+  clamp under XLA.)
 * **Target values are validated eagerly**: ``ValueError`` for negative or NaN soft labels
   (softmax), labels outside ``[0, 1]`` (sigmoid, weighted) and a negative or NaN ``pos_weight``,
   where ``tf.nn`` returns a negative or meaningless loss. Label rows that do not sum to 1 are
@@ -57,7 +59,17 @@ Differences from ``tf.nn`` (each one a place where ``tf.nn`` is silent or platfo
   every other dimension may be ``None``, but ``logits.shape[axis]`` must be a number
   (``ValueError`` otherwise); ``tf.nn`` also accepts an unknown class dimension.
 * A loss of exactly zero may come out as ``-0.0`` where ``tf.nn`` gives ``0.0``.
-* Error messages use the core's names: ``targets`` for ``labels``.
+* **Errors are the core's, as TensorFlow's classes too** (``._errors``): each check's error is
+  also a ``tf.errors.InvalidArgumentError`` (the class ``tf.nn`` raises eagerly for bad labels,
+  shapes and dtypes), its message names ``labels`` and ``logits`` and carries ``tf.nn``'s key
+  phrase ("must have the same shape", "`labels.shape` must equal `logits.shape` except for the
+  last dimension"); ``(N, 1)`` labels of the sparse function are told to be squeezed. Lists and
+  NumPy arrays are converted, as in ``tf.nn``.
+
+The module is a complete stand-in for ``tf.nn``: every name it does not define resolves to
+``tf.nn`` (module ``__getattr__``), so after ``from xentropy.backends.tensorflow import nn``
+``nn.relu``, ``nn.softmax``, ``nn.log_softmax`` and ``nn.l2_loss`` are TensorFlow's own. Names
+starting with ``_`` never fall through; ``dir()`` lists both, ``__all__`` only ours.
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ import tensorflow as tf
 
 from xentropy.ops import SigmoidCrossEntropy, SoftmaxCrossEntropy, as_broadcast_weight, namespace_of
 
+from .. import _fallthrough
 from ._custom_gradient import apply_op
 
 __all__ = [
@@ -76,6 +89,11 @@ __all__ = [
     "sparse_softmax_cross_entropy_with_logits",
     "weighted_cross_entropy_with_logits",
 ]
+
+# tf.nn's names of the arrays of the core operators, for the errors (see ._errors)
+_SOFTMAX_NAMES = ("logits", "labels")
+_SIGMOID_NAMES = ("logits", "labels", "pos_weight")
+_SPARSE_RANK_WORDS = "; `labels.shape.rank` must equal `logits.shape.rank - 1`"
 
 
 def _require_both(function: str, labels: Any, logits: Any) -> None:
@@ -98,9 +116,15 @@ def _require_known_classes(logits: tf.Tensor, axis: int) -> None:
         )
 
 
-def _require_rank(labels: tf.Tensor, rank: int, why: str) -> None:
+def _require_rank(labels: tf.Tensor, rank: int, why: str, tf_words: str = "") -> None:
+    """``ValueError`` unless ``labels`` has rank ``rank``; ``(N, 1)`` labels are told to be
+    squeezed, and ``tf_words`` is tf.nn's own phrase for the mistake."""
     if labels.shape.rank != rank:
-        raise ValueError(f"`labels` must have rank {rank} ({why}); got shape {labels.shape}")
+        squeeze = labels.shape.rank == rank + 1 and labels.shape[-1] == 1
+        hint = "; squeeze its last axis: tf.squeeze(labels, -1)" if squeeze else ""
+        raise ValueError(
+            f"`labels` must have rank {rank} ({why}); got shape {labels.shape}{hint}{tf_words}"
+        )
 
 
 def _with_static_rank(
@@ -179,7 +203,7 @@ def softmax_cross_entropy_with_logits(
         labels = _with_static_rank(labels, logits, classes=False, why=why)
         _require_rank(labels, logits.shape.rank, why)
         op = SoftmaxCrossEntropy(axis=axis, reduction="none")
-        return apply_op(op, logits, labels, None, validate=validate)
+        return apply_op(op, logits, labels, None, validate=validate, names=_SOFTMAX_NAMES)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -225,9 +249,9 @@ def sparse_softmax_cross_entropy_with_logits(
             raise ValueError(f"`logits` cannot be a scalar; got logits={logits!r}")
         why = f"logits have shape {logits.shape}"
         labels = _with_static_rank(labels, logits, classes=True, why=why)
-        _require_rank(labels, logits.shape.rank - 1, why)
+        _require_rank(labels, logits.shape.rank - 1, why, _SPARSE_RANK_WORDS)
         op = SoftmaxCrossEntropy(axis=-1, reduction="none")
-        return apply_op(op, logits, labels, None, validate=validate)
+        return apply_op(op, logits, labels, None, validate=validate, names=_SOFTMAX_NAMES)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -266,7 +290,7 @@ def sigmoid_cross_entropy_with_logits(
         labels = tf.convert_to_tensor(labels, name="labels")
         labels = _with_static_rank(labels, logits, classes=False, why="the shape of logits")
         op = SigmoidCrossEntropy(reduction="none")
-        return apply_op(op, logits, labels, None, None, validate=validate)
+        return apply_op(op, logits, labels, None, None, validate=validate, names=_SIGMOID_NAMES)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -315,4 +339,16 @@ def weighted_cross_entropy_with_logits(
         labels = _with_static_rank(labels, logits, classes=False, why="the shape of logits")
         weight = as_broadcast_weight(namespace_of(logits), pos_weight, logits)
         op = SigmoidCrossEntropy(reduction="none")
-        return apply_op(op, logits, labels, weight, None, validate=validate)
+        return apply_op(op, logits, labels, weight, None, validate=validate, names=_SIGMOID_NAMES)
+
+
+# Every other name is tf.nn's (see the module docstring).
+_FRAMEWORK = ("tensorflow.nn",)
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)

@@ -19,32 +19,62 @@ weights) by autograd of the core's exact forward. It works eagerly, under ``torc
 ``torch.func`` and ``torch.autocast``, and the modules script (``torch.jit.script``). The
 deliberate differences from PyTorch (``ValueError`` on bad values, 0 gradient where the BCE log
 clamp is active, gradients for weights, ...) are listed in :mod:`.functional`.
-:func:`linear_cross_entropy` (:mod:`.fused`) fuses ``F.linear`` with ``F.cross_entropy`` for
-large vocabularies.
+:func:`linear_cross_entropy` (:mod:`.fused`), with PyTorch 2.13's signature, fuses ``F.linear``
+with ``F.cross_entropy`` for large vocabularies; :class:`LinearCrossEntropyLoss` is its module.
+
+:mod:`.functional` and :mod:`.nn` are complete stand-ins for ``torch.nn.functional`` and
+``torch.nn`` (every name they do not define is torch's). This package is not: it collects the
+dialect's losses from both, so a torch name such as ``relu`` or ``Linear`` is an
+``AttributeError`` here (take it from :mod:`.functional` or :mod:`.nn`); its own submodules load
+on first access.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import _fallthrough, _requirements
+
+_requirements.require(__name__, "torch", "torch")
+
+# functional before fused: .fused builds on functional's cross_entropy (and functional's last
+# line re-exports .fused's linear_cross_entropy)
 from . import functional, nn
+from ._divergence import KLDivLoss, MultiLabelSoftMarginLoss, kl_div, multilabel_soft_margin_loss
 from .functional import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
     nll_loss,
 )
-from .fused import linear_cross_entropy
-from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from .fused import LinearCrossEntropyOptions, linear_cross_entropy
+from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, LinearCrossEntropyLoss, NLLLoss
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "KLDivLoss",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOptions",
+    "MultiLabelSoftMarginLoss",
     "NLLLoss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "functional",
+    "kl_div",
     "linear_cross_entropy",
+    "multilabel_soft_margin_loss",
     "nll_loss",
     "nn",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A submodule of the package (imported on first access); no framework fall-through."""
+    return _fallthrough.resolve(__name__, name, ())
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, ())

@@ -47,6 +47,9 @@ from torch.autograd import forward_ad
 from torch.autograd.function import FunctionCtx
 
 from xentropy import ops
+from xentropy._errors import Dialect, dialect_names, forward_parameters
+
+from ._errors import TORCH
 
 _functorch = torch._C._functorch
 _VMAP = _functorch.TransformType.Vmap
@@ -168,7 +171,11 @@ def _needs_exact_path(op: ops.LossOperator, arrays: tuple[Any, ...]) -> bool:
 
 
 def apply(
-    op: ops.LossOperator, names: tuple[str, ...], *arrays: Any, validate: bool = True
+    op: ops.LossOperator,
+    names: tuple[str, ...] | None,
+    *arrays: Any,
+    validate: bool = True,
+    errors: Dialect = TORCH,
 ) -> torch.Tensor:
     """Check ``arrays`` with the core, then run ``op`` on the fast or the exact path (above).
 
@@ -176,14 +183,19 @@ def apply(
     they read the values back, a device synchronisation on GPUs, and run only eagerly and
     outside ``vmap``. The static checks (shapes, dtypes, options) always run. Without value
     checks, invalid entries give NaN for the examples they reach, in the loss and the gradient.
-    ``names`` (one per array, as the caller's signature names them) is kept for the callers'
-    sake; every input has a derivative now, so no error needs to name one.
+
+    ``names`` (one per array, as the caller's signature names them) are the names the errors
+    use; each error of the checks is raised as ``errors`` translates it (PyTorch's class for
+    the mistake as well as the core's: ``IndexError`` for a class index out of range, see
+    :mod:`._errors`). ``None`` (the core's own functions) keeps the core's names and classes.
     """
-    prediction = arrays[ops.op_prediction_position(op, len(arrays))]
+    position = ops.op_prediction_position(op, len(arrays))
     transformed, batched = _transforms()
-    xp, op = ops.checked_operator(
-        op, *arrays, prediction=prediction, validate=validate and not batched
-    )
+    mapping = None if names is None else dialect_names(forward_parameters(op), names, position)
+    with errors.raising(mapping):
+        xp, op = ops.checked_operator(
+            op, *arrays, prediction=arrays[position], validate=validate and not batched
+        )
     if transformed or _needs_exact_path(op, arrays):
         return ops.differentiable_loss(op, xp, *arrays)
     return CoreLoss.apply(op, *arrays)
@@ -203,7 +215,6 @@ def without_autocast(x: torch.Tensor) -> torch.autocast:
 
 
 def apply_op(op: ops.LossOperator, *arrays: Any, validate: bool = True) -> torch.Tensor:
-    """:func:`apply` for the core's own functions (``xentropy.softmax_cross_entropy(tensor, ...)``),
-    naming each input by its position."""
-    names = tuple(f"input {i}" for i in range(len(arrays)))
-    return apply(op, names, *arrays, validate=validate)
+    """:func:`apply` for the core's own functions (``xentropy.softmax_cross_entropy(tensor, ...)``):
+    their errors keep the core's names and classes."""
+    return apply(op, None, *arrays, validate=validate)

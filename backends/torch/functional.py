@@ -1,5 +1,12 @@
 """``torch.nn.functional``'s cross-entropy losses, computed by the xentropy core.
 
+A complete stand-in for ``torch.nn.functional``: the losses below are xentropy's, and every other
+name (``relu``, ``softmax``, ``linear``, ``dropout``, ...) is ``torch.nn.functional``'s own,
+resolved by the module's ``__getattr__`` (``from ... import relu`` works too, and ``dir()``
+lists both). Our names win where both exist; names starting with ``_`` never fall through; a
+name neither module has raises ``AttributeError`` naming both. ``__all__`` lists only
+xentropy's names.
+
 Same names, argument order and defaults as ``torch.nn.functional`` (PyTorch 2.x), plus one
 keyword-only argument after PyTorch's own, ``validate=True`` (below). Differentiable where
 PyTorch's functions are, in every order and both modes (:mod:`._autograd`): the first-order
@@ -13,7 +20,8 @@ of the core's exact forward. What maps to what:
                                             ignore_index, label_smoothing)``, ``weight`` as
                                             ``class_weight``
 ``cross_entropy`` (``target.shape ==        the same operator with probability targets;
-input.shape``: class probabilities)         ``ignore_index`` is not used (as in PyTorch)
+input.shape``: class probabilities)         a negative ``ignore_index`` is not used, another
+                                            raises (as in PyTorch)
 ``nll_loss``                                ``NegativeLogLikelihood(axis=1 (0 for (C,)),
                                             ignore_index)``: ``-weight[y] * input[y]``, no
                                             normalisation of ``input``
@@ -22,6 +30,15 @@ input.shape``: class probabilities)         ``ignore_index`` is not used (as in 
                                             at -100), ``weight`` as ``class_weight``
 ``binary_cross_entropy_with_logits``        ``SigmoidCrossEntropy``, ``weight`` as
                                             ``class_weight``, ``pos_weight`` as ``pos_weight``
+``linear_cross_entropy`` (PyTorch 2.13's    :mod:`.fused`: ``LinearCrossEntropy`` (the
+signature; extras ``chunk_size``,           ``(N, C)`` logits never materialised) for class
+``softcap``, ``z_loss``)                    indices or probabilities, ``weight`` as
+                                            ``class_weight``; ``F.linear`` then
+                                            ``cross_entropy`` for a K-dimensional
+                                            ``linear_weight``
+``cross_entropy``'s extras ``softcap``,      the core's LLM options of ``SoftmaxCrossEntropy``
+``z_loss``, ``return_lse`` (keyword-only)   (Gemma 2's soft-cap, PaLM's z-loss, the
+                                            per-example log-sum-exp as a second output)
 ``size_average`` / ``reduce`` (legacy)      mapped to ``reduction`` by PyTorch's own
                                             ``torch.nn._reduction.legacy_get_string`` (with its
                                             deprecation warning), exactly as PyTorch does
@@ -36,13 +53,21 @@ as in PyTorch.
 
 Where this dialect deliberately differs from PyTorch (the core's contract wins):
 
-* Bad values raise ``ValueError`` from the core, eagerly, with the offending value: a class index
-  outside ``[0, C)`` that is not ``ignore_index`` (PyTorch: ``IndexError``), ``label_smoothing``
-  outside ``[0, 1]`` (PyTorch silently accepts negative values and raises ``RuntimeError`` above
-  1), negative ``weight`` / ``pos_weight`` (PyTorch accepts them and can return a negative or
+* Errors are the core's (``xentropy._errors``), raised as instances of PyTorch's class for the
+  same mistake too (:mod:`._errors`): a class index outside ``[0, C)`` that is not
+  ``ignore_index`` is a ``ValueError`` and an ``IndexError`` ("Target 3 is out of bounds"), a
+  wrong shape a ``ValueError`` and a ``RuntimeError`` (with PyTorch's "Expected input batch_size
+  (4) to match target batch_size (5)" or "Expected target size ..."), float class indices a
+  ``TypeError`` and a ``RuntimeError``, a NumPy array or list for ``input`` / ``target`` a
+  ``TypeError`` (as in PyTorch). Messages name PyTorch's arguments (``input``, ``target``,
+  ``weight``) and show the offending value or shape; an ``(N, 1)`` integer ``target`` is told to
+  be squeezed.
+* Bad values raise eagerly, where PyTorch computes with them: ``label_smoothing`` outside
+  ``[0, 1]`` (PyTorch silently accepts negative values and raises ``RuntimeError`` above 1),
+  negative ``weight`` / ``pos_weight`` (PyTorch accepts them and can return a negative or
   meaningless weighted mean), ``binary_cross_entropy_with_logits`` targets outside ``[0, 1]``
-  (PyTorch returns negative losses), probabilities outside ``[0, 1]`` or NaN in
-  ``binary_cross_entropy`` (PyTorch: ``RuntimeError``).
+  (PyTorch returns negative losses); probabilities outside ``[0, 1]`` or NaN in
+  ``binary_cross_entropy`` raise as in PyTorch. Each is a ``ValueError`` and a ``RuntimeError``.
 * ``validate=True`` (the default) runs these value checks on eager inputs. They read the values
   back, which is a device synchronisation on GPUs; ``validate=False`` skips them, and an invalid
   value then gives NaN for the examples it affects (loss and gradient) instead of an error.
@@ -64,10 +89,11 @@ Where this dialect deliberately differs from PyTorch (the core's contract wins):
   ``binary_cross_entropy_with_logits`` (and ``binary_cross_entropy`` on CPU) cast 16-bit inputs to
   float32 and return float32; ``binary_cross_entropy`` raises ``RuntimeError`` under autocast on
   other devices (CUDA), as PyTorch does.
-* An in-place edit of ``input`` between the forward and the backward: ``cross_entropy`` with
-  class indices keeps only the log-softmax and allows it, as PyTorch does; with probability
-  targets, and for a double backward, the core needs the logits themselves, and the backward
-  raises "modified by an inplace operation" (PyTorch allows the edit there too).
+* An in-place edit of ``input`` between the forward and the backward: ``cross_entropy`` keeps
+  only the log-softmax (class indices and probabilities alike) and allows it, as PyTorch does;
+  with ``softcap``, and for a double backward, the core needs the logits themselves, and the
+  backward raises "modified by an inplace operation" (PyTorch allows the edit before a double
+  backward).
 * Dtypes: the result (and the gradient) has the dtype of ``input``; 16-bit inputs are computed
   in float32 and rounded once. Weights are cast to that compute dtype (PyTorch requires the
   input's dtype); probability targets of another float dtype are cast (PyTorch promotes the
@@ -84,12 +110,18 @@ from torch.nn import _reduction
 
 from xentropy import ops
 
+from .. import _fallthrough
 from ._autograd import apply, autocast_dtype, without_autocast
+from ._divergence import kl_div, multilabel_soft_margin_loss
+from ._errors import require_tensors
 
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "kl_div",
+    "linear_cross_entropy",
+    "multilabel_soft_margin_loss",
     "nll_loss",
 ]
 
@@ -165,8 +197,11 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     *,
+    softcap: float | torch.Tensor | None = None,
+    z_loss: float | torch.Tensor = 0.0,
+    return_lse: bool = False,
     validate: bool = True,
-) -> torch.Tensor:
+) -> Any:
     r"""``torch.nn.functional.cross_entropy``: softmax cross entropy of logits ``input``.
 
     .. math::
@@ -175,6 +210,10 @@ def cross_entropy(
         \log \operatorname{softmax}(x_i)_c
 
     with :math:`t_i` the one-hot vector of class index ``target[i]`` or the given probabilities.
+    xentropy's LLM extras, keyword-only after PyTorch's arguments, are those of
+    :func:`xentropy.softmax_cross_entropy`: ``softcap`` (Gemma 2's :math:`s \tanh(x / s)`),
+    ``z_loss`` (PaLM's :math:`\lambda_z \operatorname{lse}^2`, weighted with the example) and
+    ``return_lse`` (also return the per-example log-sum-exp, differentiable).
 
     Args:
         input: logits ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``.
@@ -194,15 +233,23 @@ def cross_entropy(
     >>> F.cross_entropy(torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0]))
     tensor(0.1698)
     """
+    require_tensors("cross_entropy", input=input, target=target)
     probabilities = tuple(target.shape) == tuple(input.shape)
     op = ops.SoftmaxCrossEntropy(
         axis=_class_axis(input),
-        ignore_index=None if probabilities else ignore_index,
+        ignore_index=None if probabilities and ignore_index < 0 else ignore_index,
         label_smoothing=label_smoothing,
         reduction=resolve_reduction(size_average, reduce, reduction),
+        softcap=softcap,
+        z_loss=z_loss,
     )
     w = as_weight(weight, input, per_class=True)
-    return apply_fp32(op, ("input", "target", "weight"), input, target, w, validate=validate)
+    loss = apply_fp32(op, ("input", "target", "weight"), input, target, w, validate=validate)
+    if not return_lse:
+        return loss
+    (logits,) = to_float32(input) if autocast_dtype(input) is not None else (input,)
+    with without_autocast(input):
+        return loss, op.log_sum_exp(ops.namespace_of(logits), logits)
 
 
 def nll_loss(
@@ -232,6 +279,7 @@ def nll_loss(
     >>> F.nll_loss(torch.tensor([[-0.5, -1.0, -2.0]]), torch.tensor([1]))
     tensor(1.)
     """
+    require_tensors("nll_loss", input=input, target=target)
     op = ops.NegativeLogLikelihood(
         axis=_class_axis(input),
         ignore_index=ignore_index,
@@ -270,6 +318,7 @@ def binary_cross_entropy(
     >>> F.binary_cross_entropy(torch.tensor([0.5, 0.0]), torch.tensor([1.0, 1.0]))
     tensor(50.3466)
     """
+    require_tensors("binary_cross_entropy", input=input, target=target)
     op = ops.BinaryCrossEntropy(
         epsilon=None,
         log_floor=-100.0,
@@ -317,8 +366,26 @@ def binary_cross_entropy_with_logits(
     >>> F.binary_cross_entropy_with_logits(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
     tensor(1.4100)
     """
+    require_tensors("binary_cross_entropy_with_logits", input=input, target=target)
     op = ops.SigmoidCrossEntropy(reduction=resolve_reduction(size_average, reduce, reduction))
     pw = as_weight(pos_weight, input, per_class=False)
     w = as_weight(weight, input, per_class=False)
     names = ("input", "target", "pos_weight", "weight")
     return apply_fp32(op, names, input, target, pw, w, validate=validate)
+
+
+# Every other name is torch.nn.functional's (see the module docstring).
+_FRAMEWORK = ("torch.nn.functional",)
+
+
+def __getattr__(name: str) -> Any:
+    return _fallthrough.resolve(__name__, name, _FRAMEWORK)
+
+
+def __dir__() -> list[str]:
+    return _fallthrough.names(__name__, _FRAMEWORK)
+
+
+# Last: .fused builds on cross_entropy and resolve_reduction above. (The package imports this
+# module before .fused, so .fused always finds them defined.)
+from .fused import linear_cross_entropy  # noqa: E402

@@ -1,0 +1,84 @@
+"""Optional parts fail in one line that names what to install, not with a traceback from inside.
+
+Each case runs in a subprocess whose import system hides a framework (a ``sys.meta_path``
+finder refusing it, as if it were not installed).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HIDE = """
+import importlib.abc, sys
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Hide())
+"""
+
+
+def run(hidden: tuple[str, ...], code: str) -> subprocess.CompletedProcess[str]:
+    program = f"HIDDEN = {hidden!r}\n{HIDE}\n{textwrap.dedent(code)}"
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("dialect", "hidden", "extra"),
+    [
+        ("torch", ("torch",), "torch"),
+        ("jax", ("optax",), "jax"),
+        ("keras", ("keras",), "keras"),
+        ("tensorflow", ("tensorflow",), "tensorflow"),
+    ],
+)
+def test_a_dialect_without_its_framework_names_the_extra(dialect, hidden, extra) -> None:
+    result = run(
+        hidden,
+        f"""
+        try:
+            import xentropy.backends.{dialect}
+        except ImportError as error:
+            print(type(error).__name__, error)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line == (
+        f"ImportError xentropy.backends.{dialect} needs {' and '.join(hidden)}: "
+        f"pip install 'xentropy-array[{extra}]'"
+    )
+
+
+def test_the_core_works_without_any_framework() -> None:
+    result = run(
+        ("torch", "jax", "tensorflow", "keras", "optax"),
+        """
+        import numpy as np, xentropy, xentropy.backends
+        print(float(xentropy.softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert abs(float(result.stdout) - 1.3862943611198906) < 1e-12  # log 4
+
+
+def test_demo_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "xentropy", "--help"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:") and "conformance" in result.stdout
+
+
+def test_demo_without_numpy_says_so() -> None:
+    result = run(("numpy",), "import sys, xentropy.__main__ as m; sys.exit(m.main([]))")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "python -m xentropy needs NumPy: pip install numpy"
