@@ -19,12 +19,36 @@ Modules, one job each:
 * :mod:`.report`: terminal table, JSON, Markdown, HTML, heat map, progress bar;
 * :mod:`.cli`: ``xentropy-conformance`` / ``python -m xentropy.conformance``.
 
-Importing this package imports no array framework.
+Importing this package imports no array framework (nor NumPy: its names load on first access).
 """
 
-from .backends import BACKENDS, Backend, register_backend, unregister_backend
-from .cases import VARIANTS, Case, generate_cases
-from .runner import CellResult, RunConfig, RunResult, run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import BACKENDS, Backend, register_backend, unregister_backend
+    from .cases import VARIANTS, Case, generate_cases
+    from .runner import CellResult, RunConfig, RunResult, run
+
+# name -> the submodule defining it, imported on first access (so that the command line can say
+# which extra is missing before NumPy and SciPy are imported)
+_LAZY = {
+    **dict.fromkeys(("BACKENDS", "Backend", "register_backend", "unregister_backend"), "backends"),
+    **dict.fromkeys(("VARIANTS", "Case", "generate_cases"), "cases"),
+    **dict.fromkeys(("CellResult", "RunConfig", "RunResult", "run"), "runner"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "BACKENDS",

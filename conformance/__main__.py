@@ -1,6 +1,6 @@
 """``python -m xentropy.conformance``: see :mod:`xentropy.conformance.cli`."""
 
-from .cli import main
+from ._entry import main
 
 if __name__ == "__main__":  # not when a spawned worker re-imports the main module
     raise SystemExit(main())

@@ -140,15 +140,23 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
+def _report_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path]:
+    """Where each report goes; every folder is made (and found writable) before the run, so that
+    a bad path fails at once rather than after minutes of cells."""
     paths: dict[str, Path] = {}
     if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
         paths = {kind: args.out_dir / name for kind, name in REPORT_NAMES.items()}
     for kind in REPORT_NAMES:
         explicit = getattr(args, kind)
         if explicit is not None:
             paths[kind] = explicit
+    for path in paths.values():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"cannot write a report to {path}: {error.strerror or error}")
+        if not os.access(path.parent, os.W_OK):
+            parser.error(f"cannot write a report to {path}: {path.parent} is not writable")
     return paths
 
 
@@ -187,10 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_reference=not args.no_reference_check,
         jax_cache=None if args.jax_cache is None else str(args.jax_cache),
     )
+    paths = _report_paths(parser, args)
     progress = None if args.no_progress else report.ProgressBar()
     result = run(config, progress, jobs=args.jobs)
     print(report.terminal_table(result, color=report.use_color(sys.stdout)))
-    _write_reports(result, _report_paths(args), args.png is not None)
+    _write_reports(result, paths, args.png is not None)
     required = set(_names(os.environ.get(REQUIRE_ENV, "")))
     absent = [
         name

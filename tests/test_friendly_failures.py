@@ -82,3 +82,25 @@ def test_demo_without_numpy_says_so() -> None:
     result = run(("numpy",), "import sys, xentropy.__main__ as m; sys.exit(m.main([]))")
     assert result.returncode == 1
     assert result.stderr.strip() == "python -m xentropy needs NumPy: pip install numpy"
+
+
+def test_conformance_without_its_extra_names_it() -> None:
+    result = run(("scipy",), "import sys, xentropy.conformance._entry as e; sys.exit(e.main([]))")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "xentropy-conformance needs scipy: pip install 'xentropy-array[conformance]'"
+    )
+
+
+def test_conformance_report_to_an_unwritable_path_fails_before_the_run(tmp_path) -> None:
+    """A report folder that cannot be made stops the command at once (exit 2), before a cell."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "xentropy.conformance", "--out-dir", str(blocker / "reports"),
+         "--backends", "numpy", "--no-progress"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot write a report to" in result.stderr
+    assert "cells checked" not in result.stdout
