@@ -41,7 +41,7 @@ def check_elementwise_targets(
     for name, weight in weights.items():
         if weight is None:
             continue
-        if not _broadcasts_into(tuple(weight.shape), tuple(predictions.shape)):
+        if not broadcasts_into(tuple(weight.shape), tuple(predictions.shape)):
             raise ShapeMismatch(
                 f"{ref(name)} of shape {format_shape(weight.shape)} does not broadcast to "
                 f"{ref(prediction_name)} of shape {format_shape(predictions.shape)} without "
@@ -57,7 +57,8 @@ def check_elementwise_targets(
         check_range(xp, targets, "targets", low=0.0, high=1.0)
 
 
-def _broadcasts_into(small: tuple[int | None, ...], big: tuple[int | None, ...]) -> bool:
+def broadcasts_into(small: tuple[int | None, ...], big: tuple[int | None, ...]) -> bool:
+    """Whether ``small`` broadcasts to ``big`` without growing it (trailing alignment)."""
     if len(small) > len(big):
         return False
     tail = big[len(big) - len(small) :]

@@ -448,16 +448,10 @@ class LinearCrossEntropy(CheckedValues):
             plain, hidden, weight, index, bias, None, prediction=hidden, validate=False
         )
         dtype = compute_dtype(xp, hidden.dtype)
-        h = xp.astype(hidden, dtype)
-        rows = xp.astype(xp.take(weight, xp.reshape(index, (-1,)), axis=0), dtype)
-        z = xp.sum(h * xp.reshape(rows, tuple(h.shape)), axis=-1)
-        if bias is not None:
-            z = z + xp.reshape(
-                xp.astype(xp.take(bias, xp.reshape(index, (-1,)), axis=0), dtype), tuple(z.shape)
-            )
-        if self.softcap is not None:
-            cap = hyperparameter_in(xp, self.softcap, z, POSITIVE, checked=False)
-            z = cap * xp.tanh(z / cap)
+        h = xp.reshape(xp.astype(hidden, dtype), (-1, hidden.shape[-1]))
+        softcap = self._hyperparameters(xp, h)[0]
+        z = self._target_logits(xp, h, weight, bias, xp.reshape(index, (-1,)), softcap)
+        z = xp.reshape(z, tuple(cross_entropy.shape))
         return xp.astype(xp.astype(cross_entropy, dtype) + z, hidden.dtype)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ from typing import Any
 
 from ._checks import check_range, check_reduction, format_shape
 from ._class_targets import gathered_weight, sparse_targets
+from ._elementwise_targets import broadcasts_into
 from ._evaluate import LossOperator, evaluate, record_cotangent
 from ._namespace import compute_dtype, device_of, is_lazy, namespace_of
 from ._reduction import element_count, safe_divide
@@ -136,11 +137,7 @@ def _as_array(xp: Any, value: Any, dtype: Any, like: Any) -> Any:
 
 def _check_broadcast(name: str, small: tuple, big: tuple) -> None:
     """``small`` must broadcast to ``big`` without growing it (NumPy's trailing alignment)."""
-    fits = len(small) <= len(big) and all(
-        s in (1, None) or b is None or s == b
-        for s, b in zip(small, big[len(big) - len(small) :], strict=True)
-    )
-    if not fits:
+    if not broadcasts_into(small, big):
         hint = ""
         if len(small) < len(big) and small == big[: len(small)]:
             hint = f"; add trailing axes of size 1 (shape {format_shape((*small, 1))})"
