@@ -17,6 +17,9 @@ Modules, one job each:
 * :mod:`.dialects`: the cases in torch / optax / tf.nn / Keras spelling;
 * :mod:`.runner`: evaluating the cells;
 * :mod:`.report`: terminal table, JSON, Markdown, HTML, heat map, progress bar;
+* :mod:`.conventions`: the known conventions by which a framework's native loss differs;
+* :mod:`.environment`: framework versions, CPU/GPU and git revision of a run;
+* :mod:`.gate`: whether a run checked what it was asked to (exit 3);
 * :mod:`.cli`: ``xentropy-conformance`` / ``python -m xentropy.conformance``.
 
 Importing this package imports no array framework (nor NumPy: its names load on first access).

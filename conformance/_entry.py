@@ -1,9 +1,10 @@
 """The ``xentropy-conformance`` entry point: says in one line what is missing, then runs the CLI.
 
 The matrix needs the ``conformance`` extra (NumPy, SciPy, mpmath); without it the command prints
-which extra to install instead of a traceback. TensorFlow's C++ start-up logging is turned down
-(``TF_CPP_MIN_LOG_LEVEL=2``, unless set) before any framework is imported, so that its lines do
-not interleave with the progress bar.
+which extra to install instead of a traceback. TensorFlow's C++ logging is turned down
+(``TF_CPP_MIN_LOG_LEVEL=2``, unless set) before any framework is imported, and the native lines
+that TensorFlow 2.21 writes regardless are kept off the terminal (:mod:`._native_log`), so that
+they do not interleave with the progress bar; ``TF_CPP_MIN_LOG_LEVEL=0`` shows them all.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ skipped. The Dask column builds each loss and gradient under a scheduler that re
 a cell whose call computes anything before the result is asked for fails. CuPy runs on a CUDA
 device only, and shows as not installed where CuPy or the device is missing.
 
-:data:`BACKENDS` lists them. An adapter that cannot be imported yet shows as "not installed";
-adding a backend is one :func:`register_backend` call (or one entry in :data:`BACKENDS`). The
+:data:`BACKENDS` lists them. A backend whose modules are absent shows as "not installed"; one
+whose modules are there but raise on import shows as "installed, but the import fails"
+(:func:`is_broken`: a broken environment, which the command line never lets pass). Adding a
+backend is one :func:`register_backend` call (or one entry in :data:`BACKENDS`). The
 same hook lets a test plant a faulty backend without editing this package::
 
     class Faulty(Backend):
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -54,14 +57,45 @@ def _import(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+NOT_INSTALLED = "not installed"
+BROKEN = "installed, but the import fails"
+
+
+def _not_found(name: str) -> bool:
+    """Whether the top-level package of module ``name`` cannot be found (nothing imported)."""
+    try:
+        return importlib.util.find_spec(name.partition(".")[0]) is None
+    except (ImportError, ValueError):  # a None in sys.modules
+        return True
+
+
+def _says_absent(name: str, exc: Exception) -> bool:
+    """Whether ``exc``, raised importing ``name``, says that ``name`` itself (or a package above
+    it) is not there. Any other failure, a dependency of the module missing included, is a
+    module that is installed but whose import fails."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return bool(missing) and (name == missing or name.startswith(f"{missing}."))
+
+
 def import_problem(*modules: str) -> str | None:
-    """None when every module imports; otherwise why the first one does not."""
+    """None when every module imports; otherwise why the first one does not, starting with
+    :data:`BROKEN` where that module is installed but its import raises."""
+    absent = [name for name in modules if _not_found(name)]
+    if absent:
+        return f"{absent[0]}: no module named {absent[0].partition('.')[0]!r}"
     for name in modules:
         try:
             _import(name)
-        except Exception as exc:  # an adapter under construction may fail in any way
-            return f"{name}: {type(exc).__name__}: {exc}".splitlines()[0][:160]
+        except Exception as exc:  # a broken install may fail in any way
+            text = f"{name}: {type(exc).__name__}: {exc}".splitlines()[0][:160]
+            return text if _says_absent(name, exc) else f"{BROKEN} ({text})"
     return None
+
+
+def is_broken(status: str | None) -> bool:
+    """Whether a backend's status (:meth:`Backend.missing`) says that a module it needs is
+    installed but fails to import."""
+    return status is not None and status.startswith(BROKEN)
 
 
 class Framework:
@@ -462,12 +496,15 @@ class Backend:
         return "core" if self.adapter is None else "adapter"
 
     def missing(self) -> str | None:
-        """None when the backend can run, else why it cannot ("not installed: ...")."""
+        """None when the backend can run, else why it cannot: ``"not installed (...)"``, or
+        ``"installed, but the import fails (...)"`` (:func:`is_broken`)."""
         modules = [self.framework.module, *self.requires]
         if self.adapter is not None:
             modules.append(self.adapter)
         problem = self.framework.missing() or import_problem(*modules)
-        return None if problem is None else f"not installed ({problem})"
+        if problem is None or is_broken(problem):
+            return problem
+        return f"{NOT_INSTALLED} ({problem})"
 
     def dtypes(self) -> tuple[str, ...]:
         return self.framework.dtypes
@@ -716,7 +753,9 @@ for _backend in (
     Backend("jax", JAX),
     Backend("tensorflow", TENSORFLOW, requires=(TF_NAMESPACE,)),
     Backend("torch-adapter", TORCH, adapter="xentropy.backends.torch", dialect="torch"),
-    Backend("jax-adapter", JAX, adapter="xentropy.backends.jax", dialect="jax"),
+    Backend(
+        "jax-adapter", JAX, adapter="xentropy.backends.jax", dialect="jax", requires=("optax",)
+    ),
     Backend(
         "tensorflow-adapter",
         TENSORFLOW,

@@ -1,10 +1,21 @@
 """The command line: ``xentropy-conformance`` / ``python -m xentropy.conformance``.
 
-Runs the matrix, prints the variant x backend table, writes the requested reports and exits with
-status 1 when any cell fails (or the float64 reference disagrees with mpmath), 0 otherwise, 2 on
-bad arguments. A backend that is not installed is shown as such and is not a failure, unless it
-is named in ``XENTROPY_REQUIRE_BACKENDS`` (a comma list), which CI sets so that it cannot pass by
-skipping.
+Runs the matrix, prints the variant x backend table, writes the requested reports and exits
+with one of :data:`EXIT_STATUSES`:
+
+* 0: every cell checked passed, and everything asked for was checked;
+* 1: a cell failed, or the float64 reference disagrees with mpmath (this wins over 3);
+* 2: bad arguments, or the ``conformance`` extra is not installed;
+* 3: nothing, or not everything asked for, could be checked (:mod:`.gate`): no cell checked; a
+  framework installed but failing to import; a backend named in ``--backends`` not installed
+  or without the devices or dtypes asked for; a device in ``--devices`` that no backend has;
+  a backend in ``XENTROPY_REQUIRE_BACKENDS`` (a comma list, which CI sets) that did not run.
+  ``--allow-missing`` lets the run go on without the backends and devices named on the command
+  line, never without the required ones, nor past a broken import or 0 cells checked.
+
+The reasons for 3 are printed one a line; those found before the run (every framework is
+imported, and asked for its devices where ``--devices`` names some) stop it at once. A backend
+that is neither named nor installed is shown as ``n/i`` and is not a failure.
 """
 
 from __future__ import annotations
@@ -13,15 +24,25 @@ import argparse
 import importlib.util
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import report
+from . import gate, report
+from ._native_log import keep_native_logs_quiet
 from .backends import BACKENDS, FLOAT_DTYPES
 from .cases import VARIANTS, generate_cases
 from .runner import RunConfig, run
 
 REQUIRE_ENV = "XENTROPY_REQUIRE_BACKENDS"
+EXIT_STATUSES = {
+    0: "every cell checked passed, and everything asked for was checked",
+    1: "a cell failed, or the float64 reference disagrees with mpmath",
+    2: "bad arguments, or the conformance extra is not installed",
+    gate.INCOMPLETE: "nothing, or not everything asked for, could be checked: 0 cells; a "
+    "framework whose import fails; a backend named in --backends or in "
+    f"{REQUIRE_ENV} that does not run; a device in --devices that no backend has",
+}
 DEVICES = ("cpu", "cuda")
 REPORT_NAMES = {
     "json": "conformance.json",
@@ -40,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xentropy-conformance",
         description="Check every xentropy loss on every installed backend, dtype and device "
         "against a float64 reference (values and gradients).",
+        epilog="exit status:\n"
+        + "\n".join(
+            textwrap.fill(meaning, 78, initial_indent=f"  {code}  ", subsequent_indent=" " * 5)
+            for code, meaning in EXIT_STATUSES.items()
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--backends",
@@ -61,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--variants", type=_names, metavar="A,B", help="losses to check (default: all)"
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="run without the backends named in --backends that are not installed (or have "
+        "none of the devices or dtypes asked for, or skip every cell) and without the devices "
+        f"in --devices that no backend has; never without a backend in {REQUIRE_ENV}, past a "
+        "framework whose import fails, or with 0 cells checked",
+    )
+    parser.add_argument(
+        "--cases",
+        type=_names,
+        metavar="ID,GLOB",
+        help="case ids (variant/layout/targets/range/options, as the reports name them) or "
+        "fnmatch patterns of them (default: all)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     parser.add_argument(
@@ -190,23 +232,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtypes=args.dtypes,
         devices=args.devices,
         variants=args.variants,
+        cases=args.cases,
         seed=args.seed,
         quick=args.quick,
         check_reference=not args.no_reference_check,
         jax_cache=None if args.jax_cache is None else str(args.jax_cache),
     )
     paths = _report_paths(parser, args)
+    keep_native_logs_quiet()  # before the preflight imports the frameworks
+    demands = gate.Demands(
+        named=frozenset(args.backends or ()),
+        required=frozenset(_names(os.environ.get(REQUIRE_ENV, ""))),
+        allow_missing=args.allow_missing,
+    )
+    reasons = gate.preflight(config, demands)
+    if reasons:
+        _say_incomplete(reasons, "cannot check (nothing was run)")
+        return gate.INCOMPLETE
     progress = None if args.no_progress else report.ProgressBar()
     result = run(config, progress, jobs=args.jobs)
     print(report.terminal_table(result, color=report.use_color(sys.stdout)))
     _write_reports(result, paths, args.png is not None)
-    required = set(_names(os.environ.get(REQUIRE_ENV, "")))
-    absent = [
-        name
-        for name in required
-        if name in result.backends and result.backends[name]["status"] != "ok"
-    ]
-    if absent:
-        print(f"{REQUIRE_ENV} requires {sorted(absent)}, which did not run", file=sys.stderr)
+    reasons = gate.shortfall(result, demands)
+    if reasons:
+        _say_incomplete(reasons, "incomplete")
+    if not result.ok:
         return 1
-    return 0 if result.ok else 1
+    return gate.INCOMPLETE if reasons else 0
+
+
+def _say_incomplete(reasons: Sequence[str], what: str) -> None:
+    for reason in reasons:
+        print(f"xentropy-conformance: {what}: {reason}", file=sys.stderr)

@@ -25,10 +25,9 @@ which validates the float64 reference against 80-digit arithmetic.
 
 from __future__ import annotations
 
+import fnmatch
 import multiprocessing
 import os
-import platform
-import sys
 import time
 import traceback
 import warnings
@@ -39,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from . import precise
+from . import environment, precise
+from ._native_log import keep_native_logs_quiet
 from .backends import BACKENDS, FLOAT_DTYPES, Backend, is_builtin, select_backends
 from .cases import Case, generate_cases
 from .reference import compute_dtype, hvp_reference, reference, target_gradient_reference
@@ -64,6 +64,7 @@ class RunConfig:
     variants: Sequence[str] | None = None
     seed: int = 0
     quick: bool = False
+    cases: Sequence[str] | None = None  # case ids, or fnmatch patterns of them
     check_reference: bool = True
     jax_cache: str | None = None  # directory of JAX's persistent compilation cache
 
@@ -87,6 +88,7 @@ class CellResult:
     max_abs: float | None = None
     max_rel: float | None = None
     max_ulps: float | None = None
+    max_ratio: float | None = None  # worst error over its tolerance (above 1: fails)
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -385,6 +387,7 @@ class _Evaluator:
             max_abs=c.max_abs,
             max_rel=c.max_rel,
             max_ulps=c.max_ulps,
+            max_ratio=c.max_ratio,
             detail=c.detail if detail is None else detail,
         )
 
@@ -488,20 +491,15 @@ def _combine(parts: Sequence[Comparison]) -> Comparison:
         max_rel=max((p.max_rel for p in parts), default=0.0),
         max_ulps=max((p.max_ulps for p in parts), default=0.0),
         detail="; ".join(failing),
+        max_ratio=max((p.max_ratio for p in parts), default=0.0),
     )
 
 
-def _versions(backends: Sequence[Backend]) -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for module in ("xentropy", "numpy", "scipy", "mpmath"):
-        versions[module] = getattr(
-            sys.modules.get(module) or __import__(module), "__version__", "?"
-        )
-    for backend in backends:
-        module = sys.modules.get(backend.framework.module)
-        if module is not None:
-            versions[backend.framework.module] = str(getattr(module, "__version__", "?"))
-    return versions
+def select_cases(cases: Sequence[Case], patterns: Sequence[str] | None) -> list[Case]:
+    """The ``cases`` whose id matches one of ``patterns`` (fnmatch; None: all)."""
+    if patterns is None:
+        return list(cases)
+    return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
 
 
 Work = Sequence[tuple[Backend, Sequence[str] | None]]
@@ -517,6 +515,7 @@ def _run_part(
     """Run ``work`` (backends, each restricted to some dtypes or not) and, when asked, the
     mpmath check, in this process."""
     cases = generate_cases(config.seed, variants=config.variants, quick=config.quick)
+    cases = select_cases(cases, config.cases)
     result = RunResult(config=config)
     plan: list[tuple[Backend, str, str]] = []
     if config.jax_cache and any(b.framework.module in ("jax", "keras") for b, _ in work):
@@ -557,7 +556,7 @@ def _run_part(
             done += 1
             if progress is not None:
                 progress(done, total, "reference vs mpmath")
-    result.environment = _versions([b for b, _ in work])
+    result.environment = environment.collect()
     return result
 
 
@@ -623,6 +622,7 @@ def _groups(units: list[tuple[float, Unit]], jobs: int) -> list[list[tuple[str, 
 def _worker(config: RunConfig, items: list[tuple[str, str]], worker: int, queue: Any) -> None:
     """Body of a worker process: runs its (backend, dtype) items and sends progress and
     results."""
+    keep_native_logs_quiet()
     try:
         work = [(BACKENDS[name], (dtype,)) for name, dtype in items if name != REFERENCE_CHECK[0]]
         part = _run_part(

@@ -107,6 +107,9 @@ class Comparison:
     max_rel: float  # worst |actual - expected| / |expected|
     max_ulps: float  # worst error in ulps of the dtype (see the module docstring)
     detail: str = ""  # why it failed, empty when it passed
+    # worst error over its tolerance, max |a - e| / (atol + rtol |e|): above 1 fails (inf where
+    # the shapes, NaNs or infinities differ)
+    max_ratio: float = math.inf
 
 
 def hvp_slack(expected: np.ndarray) -> float:
@@ -150,7 +153,7 @@ def compare(
         return Comparison(False, np.inf, np.inf, np.inf, f"infinities differ at {where}")
     finite = np.isfinite(e)
     if not np.any(finite):
-        return Comparison(True, 0.0, 0.0, 0.0)
+        return Comparison(True, 0.0, 0.0, 0.0, max_ratio=0.0)
     a, e = a[finite], e[finite]
     error = np.abs(a - e)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -171,6 +174,7 @@ def compare(
         max_rel=float(np.max(rel)),
         max_ulps=float(np.max(ulps)),
         detail=detail,
+        max_ratio=float(np.max(beyond / (atol + rtol * np.abs(e)))),
     )
 
 

@@ -357,7 +357,9 @@ def compare_case(case: Case) -> dict[str, float]:
 
     ``values``: per-example losses (``reduction=None``); ``reduced``: the default reduction
     (``sum_over_batch_size``, which uses the mask of ``ignore_class``); ``vjp``: the gradient
-    of ``sum(cotangent * losses)`` with respect to ``y_pred``.
+    of ``sum(cotangent * losses)`` with respect to ``y_pred``; ``weighted[<reduction>]``: each
+    reduction of :data:`WEIGHTED_REDUCTIONS` with :func:`sample_weights`; ``weighted vjp``: the
+    gradient of the sample-weighted ``mean_with_sample_weight``.
     """
     import keras
     import xentropy.backends.keras as ours
@@ -368,16 +370,38 @@ def compare_case(case: Case) -> dict[str, float]:
         return _rng("cotangent" + case.id).uniform(0.5, 1.5, size=shape)
 
     results: dict[str, dict[str, np.ndarray]] = {}
+    weights: np.ndarray | None = None
     for side, module in (("ours", ours), ("keras", keras.losses)):
         cls = getattr(module, case.loss)
         per_example, reduced = cls(**case.options, reduction=None), cls(**case.options)
         values, vjp = value_and_vjp(lambda p, f=per_example: f(y_true, p), y_pred, cotangent)
         total = to_numpy(reduced(y_true, keras.ops.convert_to_tensor(y_pred)))
         results[side] = {"values": values, "reduced": total, "vjp": vjp}
+        if weights is None:
+            weights = sample_weights(values.shape, case.id)
+        for reduction in WEIGHTED_REDUCTIONS:
+            weighted = cls(**case.options, reduction=reduction)
+            results[side][f"weighted[{reduction}]"] = to_numpy(
+                weighted(y_true, keras.ops.convert_to_tensor(y_pred), sample_weight=weights)
+            )
+        weighted_mean = cls(**case.options, reduction="mean_with_sample_weight")
+        _, results[side]["weighted vjp"] = value_and_vjp(
+            lambda p, f=weighted_mean, w=weights: f(y_true, p, sample_weight=w), y_pred, cotangent
+        )
     return {
-        key: max_error(results["ours"][key], results["keras"][key])
-        for key in ("values", "reduced", "vjp")
+        key: max_error(results["ours"][key], results["keras"][key]) for key in results["ours"]
     }
+
+
+# Keras's reductions with sample weights (each one the core's weighted reduction in ours)
+WEIGHTED_REDUCTIONS = ("sum_over_batch_size", "mean_with_sample_weight", "sum", None)
+
+
+def sample_weights(shape: tuple[int, ...], key: str) -> np.ndarray:
+    """Per-example weights in ``[0, 2)`` for losses of ``shape``, the first one 0."""
+    weights = _rng("sample weights" + key).uniform(0.0, 2.0, size=shape).astype(np.float32)
+    weights.reshape(-1)[:1] = 0.0
+    return weights
 
 
 # --- model.fit, save and load -----------------------------------------------------------------
@@ -449,7 +473,11 @@ def fit_checks(directory: Path) -> dict[str, dict[str, Any]]:
         model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
         before = float(to_numpy(loss(y, model(x))))
         calls_before = sum(counts.values())
-        history = model.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
+        # sample weights in [0.5, 1.5): model.fit hands them to the loss's __call__
+        weights = _rng("fit weights" + name).uniform(0.5, 1.5, size=len(x)).astype(np.float32)
+        history = model.fit(
+            x, y, sample_weight=weights, epochs=2, batch_size=32, verbose=0, shuffle=False
+        )
         backward_calls = sum(counts.values()) - calls_before
         after = float(to_numpy(loss(y, model(x))))
         path = directory / f"{name}.keras"

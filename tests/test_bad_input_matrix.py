@@ -1,4 +1,4 @@
-"""The bad-input matrix: each applicable case of ``reference/anchors-bad-input.md``, on every
+"""The bad-input matrix: each applicable case of the table in ``docs/bad-input.md``, on every
 backend, eagerly and traced.
 
 One row per anchor case (S = class indices, D = class probabilities, B = sigmoid on logits,

@@ -6,6 +6,7 @@ finder refusing it, as if it were not installed).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,3 +105,30 @@ def test_conformance_report_to_an_unwritable_path_fails_before_the_run(tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "cannot write a report to" in result.stderr
     assert "cells checked" not in result.stdout
+
+
+def test_tensorflow_native_logs_stay_off_the_terminal() -> None:
+    """TensorFlow's absl lines (written to descriptor 2 at import and while computing float16)
+    would break the progress bar: a run shows none of them, unless TF_CPP_MIN_LOG_LEVEL=0."""
+    pytest.importorskip("tensorflow")
+    command = [
+        sys.executable,
+        "-m",
+        "xentropy.conformance",
+        "--backends",
+        "tensorflow",
+        "--variants",
+        "softmax_cross_entropy",
+        "--dtypes",
+        "float16",
+        "--quick",
+        "--no-reference-check",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert "oneDNN" not in quiet.stderr and "absl" not in quiet.stderr, quiet.stderr
+    loud_env = {**env, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    loud = subprocess.run(command, capture_output=True, text=True, timeout=300, env=loud_env)
+    assert loud.returncode == 0, loud.stdout + loud.stderr
+    assert "oneDNN" in loud.stderr  # the lines exist: the quiet run did hide them

@@ -1,6 +1,6 @@
 """16-bit inputs over large vocabularies: within 1 ulp of the float64 reference, finite gradients.
 
-The anchors' S25 case (``reference/anchors-bad-input.md``): float16 and bfloat16 logits with
+The anchors' S25 case (16-bit logits over a large vocabulary): float16 and bfloat16 logits with
 V = 50,000 and V = 128,256 classes, drawn from N(0, 4^2), N = 4 rows. The core computes in
 float32 and rounds once, so each per-example loss (and the mean) must lie within 1 ulp of the
 output dtype of the float64 reference evaluated on the same rounded logits (PyTorch, TF and optax

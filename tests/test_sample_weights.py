@@ -288,6 +288,37 @@ def test_negative_weight_under_tracing_gives_nan_for_its_example():
     assert np.isnan(loss[2, 1]) and np.isfinite(np.delete(loss.reshape(-1), 2 * T + 1)).all()
 
 
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "sum_over_batch_size"])
+def test_traced_shapes_of_unknown_size(reduction):
+    """Under ``tf.function`` with an unknown batch size, the weighted reduction never builds
+    an array of the (unknown) per-example shape itself: the same numbers as eagerly."""
+    tf = require_or_skip("tensorflow")
+    rng = rng_for("sample-weights", "unknown-sizes")
+    logits, labels = _class_inputs("logits", "index", rng)
+    s = rng.random((N, 1))
+    mask = rng.random((N, T)) < 0.7
+
+    def loss(z, y, w, m):
+        return xentropy.softmax_cross_entropy(z, y, sample_weight=w, where=m, reduction=reduction)
+
+    spec = [
+        tf.TensorSpec([None, T, C], tf.float64),
+        tf.TensorSpec([None, T], tf.int64),
+        tf.TensorSpec([None, 1], tf.float64),
+        tf.TensorSpec([None, T], tf.bool),
+    ]
+    arrays = [tf.constant(a) for a in (logits, labels, s, mask)]
+    traced = tf.function(loss, input_signature=spec)(*arrays)
+    assert_close(traced.numpy(), loss(*arrays).numpy(), "float64")
+    expected = reference.sample_weighted(
+        reference.softmax_cross_entropy(logits, labels, reduction="none"),
+        reduction,
+        sample_weight=s,
+        where=mask,
+    )
+    assert_close(traced.numpy(), expected, "float64")
+
+
 def test_sample_weight_of_another_library_raises():
     torch = require_or_skip("torch")
     rng = rng_for("sample-weights", "mixed")
@@ -298,8 +329,8 @@ def test_sample_weight_of_another_library_raises():
 
 @pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean_with_sample_weight", "sum"])
 def test_keras_dialect_takes_keras_sample_weight(reduction):
-    """The Keras dialect's classes leave ``sample_weight`` to Keras's base ``Loss``, so a
-    weighted call gives Keras's own number (and the core's, by the table above)."""
+    """The Keras dialect's classes weight through the core (``reduce_weighted``) by Keras's
+    formulas, so a weighted call gives Keras's own number and the float64 reference's."""
     keras = require_or_skip("keras")
     xk = require_or_skip("xentropy.backends.keras")
     rng = rng_for("sample-weights", "keras-dialect")

@@ -9,6 +9,8 @@ differentiate everything else (any order, forward mode, targets and weights); Nu
 :func:`value_and_grad`.
 """
 
+from pkgutil import extend_path as _extend_path
+
 from . import errors
 from ._autograph import keep_out_of_autograph
 from ._binary import binary_cross_entropy
@@ -23,9 +25,13 @@ from ._namespace import register_namespace
 from ._poly import poly1_cross_entropy
 from ._sigmoid import sigmoid_cross_entropy
 from ._softmax import softmax_cross_entropy
+from ._types import KLReduction, Reduction, Scheme
 from ._version import __version__ as __version__
 
 __all__ = [
+    "KLReduction",
+    "Reduction",
+    "Scheme",
     "binary_cross_entropy",
     "categorical_cross_entropy",
     "class_weights",
@@ -45,3 +51,8 @@ __all__ = [
 ]
 
 keep_out_of_autograph()
+
+# A checkout run from its root (``python -m pytest``) imports this folder, which has no
+# ``backends``: the strict editable install's link tree (any other ``xentropy`` folder on the
+# path) supplies the remapped subpackages ``backends`` and ``conformance``.
+__path__ = _extend_path(__path__, __name__)

@@ -30,6 +30,7 @@ from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import evaluate_weighted
+from ._types import ArrayT, Reduction
 
 
 @dataclass(frozen=True)
@@ -122,18 +123,18 @@ class BinaryCrossEntropy(CheckedValues):
 
 
 def binary_cross_entropy(
-    probs: Any,
+    probs: ArrayT,
     targets: Any,
     *,
     class_weight: Any | None = None,
     label_smoothing: Hyperparameter = 0.0,
     epsilon: Hyperparameter | None = 1e-7,
     log_floor: Hyperparameter | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Binary cross entropy of probabilities against targets in [0, 1].
 
     .. math::

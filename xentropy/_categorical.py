@@ -35,6 +35,7 @@ from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
+from ._types import ArrayT, Reduction
 
 
 def clip_probabilities(
@@ -48,11 +49,11 @@ def clip_probabilities(
     """
     if not may_be_nonzero(epsilon):
         return p, None
-    epsilon, factor = hyperparameter_parts(xp, epsilon, p, CLIP_EPSILON, checked=checked)
-    passes = ~((p < epsilon) | (p > 1.0 - epsilon))  # NaN passes: its gradient stays NaN
-    if is_number(epsilon):
-        return xp.clip(p, epsilon, 1.0 - epsilon), passes
-    clipped = xp.minimum(xp.maximum(p, epsilon), 1.0 - epsilon)
+    eps, factor = hyperparameter_parts(xp, epsilon, p, CLIP_EPSILON, checked=checked)
+    passes = ~((p < eps) | (p > 1.0 - eps))  # NaN passes: its gradient stays NaN
+    if is_number(eps):
+        return xp.clip(p, eps, 1.0 - eps), passes
+    clipped = xp.minimum(xp.maximum(p, eps), 1.0 - eps)
     return clipped if factor is None else clipped * factor, passes
 
 
@@ -127,7 +128,7 @@ class CategoricalCrossEntropy(CheckedValues):
 
 
 def categorical_cross_entropy(
-    probs: Any,
+    probs: ArrayT,
     targets: Any,
     *,
     axis: int = -1,
@@ -136,11 +137,11 @@ def categorical_cross_entropy(
     label_smoothing: Hyperparameter = 0.0,
     epsilon: Hyperparameter | None = 1e-7,
     normalize: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Cross entropy of predicted class probabilities against class indices or probabilities.
 
     .. math::

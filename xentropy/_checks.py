@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from ._errors import (
     BadHyperparameter,
@@ -33,8 +33,9 @@ from ._errors import (
     ref,
 )
 from ._namespace import is_readable, namespace_of
+from ._types import Reduction
 
-REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size")
+REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 
 
 def format_shape(shape: Sequence[int | None]) -> str:

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, get_args, overload
 
 from ._checks import check_range
 from ._namespace import compute_dtype, device_of, is_lazy, namespace_of
+from ._types import ArrayT, Scheme
 
-Scheme = Literal["inverse", "log_inverse", "effective_number"]
-SCHEMES = ("inverse", "log_inverse", "effective_number")
+SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
+
+
+@overload
+def class_weights(
+    counts: Sequence[float],
+    *,
+    scheme: Scheme = "inverse",
+    beta: float = 0.999,
+    normalize: bool = False,
+) -> Any: ...
+
+
+@overload
+def class_weights(
+    counts: ArrayT,
+    *,
+    scheme: Scheme = "inverse",
+    beta: float = 0.999,
+    normalize: bool = False,
+) -> ArrayT: ...
 
 
 def class_weights(

@@ -44,6 +44,7 @@ from ._class_targets import nan_outside
 from ._evaluate import CheckedValues, evaluate
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
+from ._types import ArrayT, KLReduction
 
 # PyTorch's reduction for KL divergence: the sum divided by the size of the first dimension
 BATCHMEAN = "batchmean"
@@ -224,15 +225,15 @@ def _clip(xp: Any, x: Any, low: float) -> Any:
 
 
 def kl_div_log(
-    log_predictions: Any,
+    log_predictions: ArrayT,
     targets: Any,
     *,
     axis: int | None = None,
     log_target: bool = False,
     generalized: bool = False,
-    reduction: str = "none",
+    reduction: KLReduction = "none",
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""KL divergence of predictions given as log-probabilities, term by term or along ``axis``.
 
     .. math::

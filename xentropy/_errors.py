@@ -257,7 +257,7 @@ class Dialect:
         phrase = None if rule.phrase is None else rule.phrase(error, names)
         if phrase and phrase not in text:
             text = f"{text}; {phrase}"
-        core = getattr(type(error), "_core_class", type(error))
+        core: type[InputError] = getattr(type(error), "_core_class", type(error))
         also = tuple(c for c in rule.classes() if not issubclass(core, c))
         fields = error.template, error.prediction, error.fields, text
         return _instance(core, also, rule.leading_args, *fields)
@@ -298,7 +298,7 @@ def forward_parameters(op: Any) -> tuple[str, ...]:
 
 
 @functools.cache
-def _forward_parameters(cls: type) -> tuple[str, ...]:
+def _forward_parameters(cls: Any) -> tuple[str, ...]:
     parameters = list(inspect.signature(cls.forward).parameters.values())[2:]  # self, xp
     return tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
 

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
 from ._errors import forward_parameters
 from ._namespace import is_lazy, is_readable, namespace_of
@@ -22,11 +22,15 @@ from ._native import differentiable_spelling
 
 
 class LossOperator(Protocol):
-    values_checked: bool
+    # a frozen dataclass (for dataclasses.replace) whose methods name their arrays
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
-    def check(self, xp: Any, *arrays: Any, values: bool) -> None: ...
+    @property
+    def values_checked(self) -> bool: ...
 
-    def forward(self, xp: Any, *arrays: Any) -> tuple[Any, tuple[Any, ...]]: ...
+    def check(self, xp: Any, *arrays: Any, **options: Any) -> None: ...
+
+    def forward(self, xp: Any, *arrays: Any, **options: Any) -> tuple[Any, tuple[Any, ...]]: ...
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any: ...
 
@@ -204,7 +208,11 @@ def record_cotangent(cotangent: Any, *, gradient_dtype: Any = None) -> None:
         sink[-1][4] = gradient_dtype
 
 
-def value_and_grad(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def value_and_grad(fn: Callable[P, R]) -> Callable[P, tuple[R, Any]]:
     """Turn a loss function of this package into one returning ``(loss, gradient)``.
 
     The gradient is that of ``sum(loss)`` with respect to the prediction argument (``logits`` or
@@ -219,7 +227,7 @@ def value_and_grad(fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     """
 
     @functools.wraps(fn)
-    def loss_and_gradient(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    def loss_and_gradient(*args: P.args, **kwargs: P.kwargs) -> tuple[R, Any]:
         sink: list[list[Any]] = []
         token = _captured.set(sink)
         try:

@@ -31,6 +31,7 @@ from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
 from ._sigmoid import sigmoid, sigmoid_cross_entropy_grad, sigmoid_cross_entropy_terms
 from ._softmax import softmax_inputs
+from ._types import ArrayT, Reduction
 
 
 def gamma_in(xp: Any, gamma: Hyperparameter, like: Any, *, checked: bool) -> Any:
@@ -76,8 +77,8 @@ def balance_of(xp: Any, alpha: Hyperparameter | None, t: Any, *, checked: bool) 
     r""":math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or None when ``alpha`` is None."""
     if alpha is None:
         return None
-    alpha = hyperparameter_in(xp, alpha, t, NON_NEGATIVE, checked=checked)
-    return alpha * t + (1.0 - alpha) * (1.0 - t)
+    a = hyperparameter_in(xp, alpha, t, NON_NEGATIVE, checked=checked)
+    return a * t + (1.0 - a) * (1.0 - t)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class SoftmaxFocalLoss(CheckedValues):
 
 
 def softmax_focal_loss(
-    logits: Any,
+    logits: ArrayT,
     targets: Any,
     *,
     axis: int = -1,
@@ -181,11 +182,11 @@ def softmax_focal_loss(
     class_weight: Any | None = None,
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Focal loss over ``softmax(logits)``: cross entropy down-weighted on easy examples.
 
     .. math::
@@ -301,17 +302,17 @@ class SigmoidFocalLoss(CheckedValues):
 
 
 def sigmoid_focal_loss(
-    logits: Any,
+    logits: ArrayT,
     targets: Any,
     *,
     gamma: Hyperparameter = 2.0,
     alpha: Hyperparameter | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Focal loss over ``sigmoid(logits)`` (Lin et al. 2017; optax's ``sigmoid_focal_loss``).
 
     .. math::

@@ -20,6 +20,7 @@ from ._evaluate import CheckedValues
 from ._namespace import compute_dtype, namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import evaluate_weighted
+from ._types import ArrayT, Reduction
 
 Measure = Literal["entropy", "kl_divergence", "cross_entropy"]
 
@@ -88,14 +89,14 @@ def _measure(measure: Measure, p: Any, q: Any, axis: int, reduction: str, **opti
 
 
 def entropy(
-    p: Any,
+    p: ArrayT,
     *,
     axis: int = -1,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Shannon entropy :math:`H(p) = -\sum_c p_c \log p_c` (nats) of distributions along ``axis``.
 
     ``reduction`` defaults to ``"none"`` (one value per distribution), as in SciPy and optax;
@@ -120,14 +121,14 @@ def entropy(
 
 def kl_divergence(
     p: Any,
-    q: Any,
+    q: ArrayT,
     *,
     axis: int = -1,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Kullback-Leibler divergence :math:`D_{KL}(p \| q) = \sum_c p_c \log(p_c / q_c)`.
 
     ``p`` is the reference distribution, ``q`` the prediction; terms with :math:`p_c = 0`
@@ -152,14 +153,14 @@ def kl_divergence(
 
 def cross_entropy(
     p: Any,
-    q: Any,
+    q: ArrayT,
     *,
     axis: int = -1,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Cross entropy :math:`H(p, q) = -\sum_c p_c \log q_c = H(p) + D_{KL}(p \| q)`.
 
     ``reduction``, ``sample_weight`` and ``where`` as in :func:`entropy`.

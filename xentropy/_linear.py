@@ -40,7 +40,7 @@ tracing; ``softcap`` and ``z_loss`` are extras.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._checks import (
     NON_NEGATIVE,
@@ -75,6 +75,7 @@ from ._namespace import compute_dtype, device_of, namespace_of
 from ._native import RowBlocks, add_at_index, exp_of_fresh, subtract_product, writable
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
+from ._types import ArrayT, Reduction
 
 DEFAULT_CHUNK_SIZE = 4096
 
@@ -115,6 +116,7 @@ class _Targets:
         """``row`` (an ``(N,)`` factor) times the class weight of each class-index target."""
         if self.class_weight is None:
             return row
+        assert self.sparse is not None  # called for class-index targets only
         return row * xp.take(self.class_weight, self.sparse.index, axis=0)
 
 
@@ -522,8 +524,9 @@ def _class_weight_array(xp: Any, class_weight: Any | None, hidden: Any) -> Any |
     return as_weight_array(xp, class_weight, hidden)
 
 
+@overload
 def linear_cross_entropy(
-    hidden: Any,
+    hidden: ArrayT,
     weight: Any,
     targets: Any,
     *,
@@ -534,12 +537,74 @@ def linear_cross_entropy(
     z_loss: Hyperparameter = 0.0,
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: Literal[False] = False,
+    validate: bool = True,
+) -> ArrayT: ...
+
+
+@overload
+def linear_cross_entropy(
+    hidden: ArrayT,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any | None = None,
+    class_weight: Any | None = None,
+    chunk_size: int | None = None,
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: Literal[True],
+    validate: bool = True,
+) -> tuple[ArrayT, ArrayT]: ...
+
+
+@overload
+def linear_cross_entropy(
+    hidden: ArrayT,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any | None = None,
+    class_weight: Any | None = None,
+    chunk_size: int | None = None,
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     return_lse: bool = False,
     validate: bool = True,
-) -> Any:
+) -> ArrayT | tuple[ArrayT, ArrayT]: ...
+
+
+def linear_cross_entropy(
+    hidden: ArrayT,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any | None = None,
+    class_weight: Any | None = None,
+    chunk_size: int | None = None,
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: bool = False,
+    validate: bool = True,
+) -> ArrayT | tuple[ArrayT, ArrayT]:
     r"""Softmax cross entropy of ``hidden @ weight.T + bias`` without materialising the logits.
 
     .. math::

@@ -110,9 +110,9 @@ def is_readable(x: Any) -> bool:
     if is_lazy(x):
         return False
     if array_api_compat.is_torch_array(x):
-        import torch
+        from torch._C._functorch import is_functorch_wrapped_tensor
 
-        return not torch._C._functorch.is_functorch_wrapped_tensor(x)
+        return not is_functorch_wrapped_tensor(x)
     return True
 
 

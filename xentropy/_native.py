@@ -228,6 +228,7 @@ def softmax(
     if log_p is not None:
         p = xp.exp(log_p)
     elif exps is not None and writable(xp, exps):
+        assert lse is not None  # exps come with their log-sum-exp
         _, s = lse
         factor = xp.exp(-s) if row_scale is None else xp.exp(-s) * row_scale
         exps *= factor[..., None]

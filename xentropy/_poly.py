@@ -19,6 +19,7 @@ from ._namespace import namespace_of
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
 from ._softmax import softmax_inputs
+from ._types import ArrayT, Reduction
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Poly1CrossEntropy(CheckedValues):
 
 
 def poly1_cross_entropy(
-    logits: Any,
+    logits: ArrayT,
     targets: Any,
     *,
     axis: int = -1,
@@ -99,11 +100,11 @@ def poly1_cross_entropy(
     class_weight: Any | None = None,
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Poly-1 loss: cross entropy plus :math:`\epsilon` times the missed target probability.
 
     .. math::

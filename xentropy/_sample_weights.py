@@ -19,7 +19,8 @@ not masked, whatever its weight. (TensorFlow's ``tf.compat.v1.losses`` divides b
 non-zero weights instead: ``xentropy.backends.tensorflow.losses``.) A masked example is selected
 away, not multiplied by 0: a NaN or infinite loss there does not reach the result (its own
 gradient is then 0 times a NaN derivative, NaN: it is not hidden). A zero denominator gives NaN
-with a zero gradient, as the operators' own mean does.
+with a zero gradient, as the operators' own mean does
+(:func:`reduce_weighted`'s ``if_empty`` chooses another value, e.g. Keras's 0).
 
 The weighting is plain array arithmetic after the operator, so every framework differentiates it
 with its own autodiff (the sample weights included); ``value_and_grad`` gets the cotangent of the
@@ -29,6 +30,7 @@ per-example losses recorded with the operator.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,16 +73,53 @@ def evaluate_weighted(
         prediction = wide
     per_example_op = dataclasses.replace(op, reduction="none")  # type: ignore[type-var]
     losses = evaluate(per_example_op, *arrays, prediction=prediction, validate=validate)
+    return reduce_weighted(
+        xp.asarray(losses),  # NumPy's loss of one example is a NumPy scalar, not an array
+        reduction=reduction,
+        sample_weight=sample_weight,
+        where=where,
+        mean_weight=mean_weight,
+        validate=validate,
+        out_dtype=out_dtype,
+    )
+
+
+def reduce_weighted(
+    losses: Any,
+    *,
+    reduction: str,
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    mean_weight: MeanWeight | None = None,
+    validate: bool = True,
+    out_dtype: Any = None,
+    if_empty: float = math.nan,
+) -> Any:
+    """Per-example ``losses`` weighted by ``sample_weight``, masked by ``where``, and reduced
+    (the formulas of the module docstring), in ``out_dtype`` (default: the losses' dtype).
+
+    The dialects whose framework weights after the loss (Keras's ``Loss.__call__``) call this
+    on the per-example losses of an operator. ``validate`` checks the sample weights' values on
+    eager arrays (NaN for a negative or NaN weight otherwise). ``if_empty`` is the value of a
+    mean whose denominator is 0 (every example masked or weighted 0): NaN as PyTorch's mean of
+    nothing, 0 as Keras's ``divide_no_nan``; its gradient is 0 either way.
+    """
+    check_reduction(reduction)
+    xp = namespace_of(losses)
+    out_dtype = losses.dtype if out_dtype is None else out_dtype
+    dtype = compute_dtype(xp, out_dtype)
     shape = tuple(losses.shape)
-    check = validate and not is_lazy(prediction)
-    scale = _sample_scale(xp, sample_weight, shape, dtype, prediction, values=check)
+    check = validate and not is_lazy(losses)
+    scale = _sample_scale(xp, sample_weight, shape, dtype, losses, values=check)
     mask = _mask(xp, where, shape)
     weighted = xp.astype(losses, dtype)
     if scale is not None:
         weighted = weighted * scale
     if mask is not None:
         weighted = xp.where(mask, weighted, xp.zeros_like(weighted))
-    result, cotangent = _reduce(xp, weighted, scale, mask, reduction, mean_weight, dtype, shape)
+    result, cotangent = _reduce(
+        xp, weighted, scale, mask, reduction, mean_weight, dtype, if_empty
+    )
     record_cotangent(cotangent, gradient_dtype=out_dtype)
     return xp.astype(result, out_dtype)
 
@@ -107,7 +146,7 @@ def _sample_scale(
     else:  # NaN for the examples a check would have rejected (traced or unvalidated)
         nan = xp.asarray(float("nan"), dtype=dtype, device=device_of(xp, s))
         s = s * xp.where(s >= 0, xp.ones_like(s), nan)
-    return xp.broadcast_to(s, shape)
+    return s  # broadcast by the arithmetic (a traced shape may be unknown)
 
 
 def _mask(xp: Any, where: Any | None, shape: tuple) -> Any | None:
@@ -119,7 +158,7 @@ def _mask(xp: Any, where: Any | None, shape: tuple) -> Any | None:
             f"{getattr(where, 'dtype', type(where).__name__)}"
         )
     _check_broadcast("where", tuple(where.shape), shape)
-    return xp.broadcast_to(where, shape)
+    return where
 
 
 def _as_array(xp: Any, value: Any, dtype: Any, like: Any) -> Any:
@@ -155,10 +194,11 @@ def _reduce(
     reduction: str,
     mean_weight: MeanWeight | None,
     dtype: Any,
-    shape: tuple,
+    if_empty: float,
 ) -> tuple[Any, Any]:
     """The reduced loss, and d result / d per-example loss (for ``value_and_grad``)."""
-    factor = xp.ones(shape, dtype=dtype, device=device_of(xp, weighted))
+    ones = xp.ones_like(weighted)  # not xp.ones(shape): a traced shape may be unknown
+    factor = ones
     if scale is not None:
         factor = factor * scale
     if mask is not None:
@@ -174,8 +214,9 @@ def _reduce(
     elif mask is None:
         denominator = element_count(xp, weighted, dtype)
     else:
-        denominator = xp.sum(xp.astype(mask, dtype))
-    return safe_divide(xp, total, denominator), safe_divide(xp, factor, denominator, if_zero=0.0)
+        denominator = xp.sum(xp.where(mask, ones, xp.zeros_like(ones)))
+    result = safe_divide(xp, total, denominator, if_zero=if_empty)
+    return result, safe_divide(xp, factor, denominator, if_zero=0.0)
 
 
 def class_index_mean_weight(

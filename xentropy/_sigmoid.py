@@ -17,6 +17,7 @@ from ._namespace import compute_dtype, namespace_of
 from ._native import fused_sigmoid_cross_entropy, is_differentiable_spelling, sigmoid, softplus
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import evaluate_weighted
+from ._types import ArrayT, Reduction
 
 
 def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None) -> Any:
@@ -142,17 +143,17 @@ class SigmoidCrossEntropy(CheckedValues):
 
 
 def sigmoid_cross_entropy(
-    logits: Any,
+    logits: ArrayT,
     targets: Any,
     *,
     pos_weight: Any | None = None,
     class_weight: Any | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     sample_weight: Any | None = None,
     where: Any | None = None,
     validate: bool = True,
-) -> Any:
+) -> ArrayT:
     r"""Binary / multi-label cross entropy of ``sigmoid(logits)`` against targets in [0, 1].
 
     .. math::

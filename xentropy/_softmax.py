@@ -16,7 +16,7 @@ and :math:`\partial \tilde z / \partial z = 1 - \tanh^2(z / s)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._checks import (
     NON_NEGATIVE,
@@ -59,6 +59,7 @@ from ._native import (
 )
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
+from ._types import ArrayT, Reduction
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             if fused:
                 log_p_target = take_along_last_axis(xp, log_p, sparse.index)
             else:
+                assert lse is not None  # the unfused path keeps it
                 z_target = take_along_last_axis(xp, z, sparse.index)
                 log_p_target = (z_target - lse[0]) - lse[1]
             losses = -(1.0 - eps) * log_p_target
@@ -140,6 +142,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             else:
                 # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
                 # and no (N, C) log p to store (XLA fuses m - z into the reduction)
+                assert lse is not None
                 shift, log_sum = lse
                 losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(
                     xp, a, shift[..., None] - z, overwrite=True
@@ -228,6 +231,7 @@ class SoftmaxCrossEntropy(CheckedValues):
         r""":math:`\sum_c w_c \log p_c` per example (``w = 1`` when None)."""
         if log_p is not None:
             return xp.sum(log_p if w is None else log_p * w, axis=-1)
+        assert lse is not None
         m, s = lse
         if w is None:
             return xp.sum(z - m[..., None], axis=-1) - z.shape[-1] * s
@@ -289,22 +293,79 @@ class SoftmaxCrossEntropy(CheckedValues):
         return xp.astype(move_class_axis_back(xp, grad, self.axis), out_dtype, copy=False)
 
 
+@overload
 def softmax_cross_entropy(
-    logits: Any,
+    logits: ArrayT,
     targets: Any,
     *,
     axis: int = -1,
     class_weight: Any | None = None,
     ignore_index: int | None = None,
     label_smoothing: Hyperparameter = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: Literal[False] = False,
+    validate: bool = True,
+) -> ArrayT: ...
+
+
+@overload
+def softmax_cross_entropy(
+    logits: ArrayT,
+    targets: Any,
+    *,
+    axis: int = -1,
+    class_weight: Any | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: Literal[True],
+    validate: bool = True,
+) -> tuple[ArrayT, ArrayT]: ...
+
+
+@overload
+def softmax_cross_entropy(
+    logits: ArrayT,
+    targets: Any,
+    *,
+    axis: int = -1,
+    class_weight: Any | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
     softcap: Hyperparameter | None = None,
     z_loss: Hyperparameter = 0.0,
     sample_weight: Any | None = None,
     where: Any | None = None,
     return_lse: bool = False,
     validate: bool = True,
-) -> Any:
+) -> ArrayT | tuple[ArrayT, ArrayT]: ...
+
+
+def softmax_cross_entropy(
+    logits: ArrayT,
+    targets: Any,
+    *,
+    axis: int = -1,
+    class_weight: Any | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: Hyperparameter = 0.0,
+    reduction: Reduction = "mean",
+    softcap: Hyperparameter | None = None,
+    z_loss: Hyperparameter = 0.0,
+    sample_weight: Any | None = None,
+    where: Any | None = None,
+    return_lse: bool = False,
+    validate: bool = True,
+) -> ArrayT | tuple[ArrayT, ArrayT]:
     r"""Cross entropy between ``softmax(logits)`` and class indices or class probabilities.
 
     .. math::

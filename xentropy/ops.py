@@ -32,6 +32,7 @@ from ._namespace import compute_dtype, is_lazy, namespace_of
 from ._nll import NegativeLogLikelihood
 from ._poly import Poly1CrossEntropy
 from ._probability_focal import BinaryFocalLoss, CategoricalFocalLoss
+from ._sample_weights import reduce_weighted
 from ._sigmoid import SigmoidCrossEntropy
 from ._softmax import SoftmaxCrossEntropy
 
@@ -101,4 +102,5 @@ __all__ = [
     "op_differentiable_positions",
     "op_gradient_positions",
     "op_prediction_position",
+    "reduce_weighted",
 ]

@@ -40,7 +40,7 @@ backward (JAX never differentiates through the forward for it); soft labels, wei
 options and higher orders are differentiated exactly, as optax differentiates them.
 
 Where the results differ from optax (each difference is tested in
-``tests/test_jax_adapter.py``; the ids refer to ``reference/anchors-bad-input.md``):
+``tests/test_jax_adapter.py``; the ids are the cases of the table in ``docs/bad-input.md``):
 
 * **Out-of-range integer labels** (S02-S05). On concrete inputs (eager calls, an eager
   ``jax.grad`` included) a label outside ``[0, C)`` raises ValueError. Under ``jax.jit`` or

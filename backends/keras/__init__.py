@@ -40,8 +40,9 @@ defaults, plus one keyword-only argument after them, ``validate=True`` (the func
 too): the eager check of target and probability values, which reads them back (a device
 synchronisation on GPUs); ``validate=False`` skips it, and invalid values then give NaN for the
 affected examples instead of an error. Like Keras's ``LossFunctionWrapper`` classes they only
-hold configuration, and Keras's base class applies ``sample_weight``, masks and the
-``reduction``. They are registered with
+hold configuration; ``sample_weight``, Keras's masks and the ``reduction`` follow Keras's
+formulas and shape rules, computed by the core's weighted reduction
+(:mod:`xentropy.backends.keras._reduction`). They are registered with
 ``keras.saving.register_keras_serializable(package="xentropy")``, so a model compiled with them
 survives ``model.save`` / ``keras.models.load_model`` without ``custom_objects``. On each Keras
 backend the loss runs through that backend's adapter, which registers the core's analytic backward
@@ -51,8 +52,8 @@ and every other derivative (``y_true``, second order, forward mode) is the backe
 of the core's exact forward.
 Keras's NumPy backend (no training) evaluates the core directly.
 
-Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
-``reference/anchors-bad-input.md``; each point is tested in ``tests/test_keras_adapter.py``):
+Where the results differ from ``keras.losses`` (Keras 3.15; the ids are the cases of the table in
+``docs/bad-input.md``; each point is tested in ``tests/test_keras_adapter.py``):
 
 * **Class indices out of range** (S02-S05): a label outside ``[0, C)`` other than
   ``ignore_class`` raises ValueError on eager inputs; under tracing (``jax.jit`` and
@@ -85,6 +86,11 @@ Where the results differ from ``keras.losses`` (Keras 3.15; the ids refer to
 * **Shapes**: as in Keras, a trailing dimension of 1 on one side only is squeezed (``(N, 1)``
   predictions against ``(N,)`` targets, B02 / B03; ``(N, 1)`` class indices); otherwise the
   shapes must match exactly, and targets are never broadcast (ValueError).
+* **Sample weights** must be ``>= 0``: a negative or NaN weight raises ValueError naming
+  ``sample_weight`` on eager inputs (NaN for the affected examples under tracing or with
+  ``validate=False``); Keras multiplies by it. Sample weights must broadcast to the losses'
+  shape once Keras's trailing-1 rule has matched the ranks (ValueError; Keras's product may
+  broadcast the losses up to a meaningless shape). 16-bit losses are weighted in float32.
 * **Class axis**: ``SparseCategoricalCrossentropy(axis=...)`` works for any class axis on every
   backend (Keras's TensorFlow and JAX backends accept only the last axis).
 * **Configuration**: ``get_config`` also records ``axis`` for ``SparseCategoricalCrossentropy``

@@ -17,7 +17,8 @@ backends; Keras's JAX backend gives 0 at exactly :math:`\epsilon` or 1, e.g. at 
 
 ``KLDivergence`` is a ``keras.losses.Loss`` with Keras's constructor (``reduction``, ``name``,
 ``dtype``), registered with ``keras.saving.register_keras_serializable(package="xentropy")``;
-Keras's base class applies ``sample_weight``, masks and the reduction. Both take the
+``sample_weight``, masks and the reduction are Keras's, computed by the core
+(:mod:`xentropy.backends.keras._reduction`). Both take the
 keyword-only ``validate=True`` of this dialect, which ``get_config`` keeps (with ``dtype`` when
 one was given, which Keras's ``get_config`` drops).
 
@@ -42,6 +43,7 @@ import keras
 from xentropy import ops
 
 from ._dispatch import apply, same_rank
+from ._reduction import CoreWeighting
 
 __all__ = ["KLDivergence", "kl_divergence"]
 
@@ -78,9 +80,9 @@ def kl_divergence(y_true: Any, y_pred: Any, *, validate: bool = True) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="xentropy")
-class KLDivergence(keras.losses.Loss):
-    """``keras.losses.KLDivergence``: :func:`kl_divergence` of ``(y_true, y_pred)``, reduced by
-    Keras's base class (default ``"sum_over_batch_size"``).
+class KLDivergence(CoreWeighting):
+    """``keras.losses.KLDivergence``: :func:`kl_divergence` of ``(y_true, y_pred)``, reduced as
+    Keras reduces (default ``"sum_over_batch_size"``).
 
     ``validate`` is a plain attribute read at each call (see the module docstring).
     """

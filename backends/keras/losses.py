@@ -2,11 +2,14 @@ r"""Keras 3's cross-entropy losses, computed by the xentropy core.
 
 Each class mirrors the ``keras.losses`` class of the same name (Keras 3.15): the constructor
 arguments, their order and defaults, ``(y_true, y_pred)`` call order, the ``name`` / ``reduction``
-/ ``dtype`` handling of ``keras.losses.Loss`` (sample weights, masks and the reduction are
-Keras's own) and serialisation (``keras.saving.register_keras_serializable(package="xentropy")``).
+/ ``dtype`` handling of ``keras.losses.Loss`` and serialisation
+(``keras.saving.register_keras_serializable(package="xentropy")``).
 Like Keras's ``LossFunctionWrapper`` classes they only hold configuration: ``call`` hands the
 options to the function of the same name below, which chooses a core operator and runs it through
 the current backend's adapter (``_dispatch.apply``), so the value and the gradient are the core's.
+``__call__`` applies ``sample_weight``, Keras's masks and the reduction with the core's weighted
+reduction (:mod:`xentropy.backends.keras._reduction`: Keras's formulas and shape rules; a
+negative sample weight raises on eager inputs).
 
 The functions mirror ``keras.losses.binary_crossentropy`` and friends and return per-example
 losses (the binary ones averaged over ``axis``, as Keras does). The differences from Keras are
@@ -38,6 +41,7 @@ from xentropy import ops
 from .. import _fallthrough
 from ._dispatch import apply, same_rank, set_keras_mask
 from ._divergence import KLDivergence, kl_divergence
+from ._reduction import CoreWeighting
 
 __all__ = [
     "BinaryCrossentropy",
@@ -267,7 +271,7 @@ def categorical_focal_crossentropy(
 # --- the classes: configuration only ------------------------------------------------------
 
 
-class _LossFunctionWrapper(keras.losses.Loss):
+class _LossFunctionWrapper(CoreWeighting):
     """A ``keras.losses.Loss`` holding the options of one function above (Keras's idea).
 
     The options are plain attributes (``loss.from_logits``, ``loss.validate`` ...), read by

@@ -19,29 +19,37 @@ of the core's exact forward. What maps to what:
 ``cross_entropy`` (index targets)           ``SoftmaxCrossEntropy(axis=1 (0 for a (C,) input),
                                             ignore_index, label_smoothing)``, ``weight`` as
                                             ``class_weight``
+
 ``cross_entropy`` (``target.shape ==        the same operator with probability targets;
 input.shape``: class probabilities)         a negative ``ignore_index`` is not used, another
                                             raises (as in PyTorch)
+
 ``nll_loss``                                ``NegativeLogLikelihood(axis=1 (0 for (C,)),
                                             ignore_index)``: ``-weight[y] * input[y]``, no
                                             normalisation of ``input``
+
 ``binary_cross_entropy``                    ``BinaryCrossEntropy(epsilon=None,
                                             log_floor=-100.0)`` (PyTorch's clamp of each log
                                             at -100), ``weight`` as ``class_weight``
+
 ``binary_cross_entropy_with_logits``        ``SigmoidCrossEntropy``, ``weight`` as
                                             ``class_weight``, ``pos_weight`` as ``pos_weight``
+
 ``linear_cross_entropy`` (PyTorch 2.13's    :mod:`.fused`: ``LinearCrossEntropy`` (the
 signature; extras ``chunk_size``,           ``(N, C)`` logits never materialised) for class
 ``softcap``, ``z_loss``)                    indices or probabilities, ``weight`` as
                                             ``class_weight``; ``F.linear`` then
                                             ``cross_entropy`` for a K-dimensional
                                             ``linear_weight``
+
 ``cross_entropy``'s extras ``softcap``,      the core's LLM options of ``SoftmaxCrossEntropy``
 ``z_loss``, ``return_lse`` (keyword-only)   (Gemma 2's soft-cap, PaLM's z-loss, the
                                             per-example log-sum-exp as a second output)
+
 ``size_average`` / ``reduce`` (legacy)      mapped to ``reduction`` by PyTorch's own
                                             ``torch.nn._reduction.legacy_get_string`` (with its
                                             deprecation warning), exactly as PyTorch does
+
 ``validate`` (keyword-only, xentropy's)     the core's ``validate``: value checks on eager
                                             inputs (a device synchronisation on GPUs)
 =========================================  =====================================================

@@ -22,6 +22,7 @@ class ``weight``                             vocabulary is processed ``chunk_siz
                                              come from the core's chunked backward (those of
                                              class weights and probability targets from
                                              autograd of the core's exact forward)
+
 a K-dimensional ``linear_weight``            unfused: ``F.linear`` then
 ``(C, d1, ..., dK, D)``                      :func:`.functional.cross_entropy` (``softcap`` and
                                              ``z_loss`` included), as PyTorch's reference path
