@@ -1,11 +1,14 @@
 """Where the time of a torch row goes: the ATen ops of ours and of native, pass by pass.
 
     python benchmarks/profile_torch.py [--kind sparse|dense|sigmoid] [--shape N C] [--device cpu]
+        [--calls K] [--threads T]
 
 For each implementation and pass it prints the ops (calls, self time) and counts the *full-size
 passes*: ops that read or write an array with as many elements as the logits. On a CPU, and on
-a GPU for large shapes, the loss is memory-bound and its time follows that count. Also prints
-the per-call overhead on a tiny input (Python, dispatch and validation; launches on a GPU).
+a GPU for large shapes, the loss is memory-bound and its time follows that count. Times are per
+call, averaged over ``--calls`` profiled calls (one call alone is at the mercy of page faults
+and of other processes). Also prints the per-call overhead on a tiny input (Python, dispatch and
+validation; launches on a GPU), and how much of it is Python outside the ATen ops.
 """
 
 from __future__ import annotations
@@ -24,35 +27,38 @@ from _cases import Case
 from _torch_suite import TorchSuite
 
 
-def full_size_ops(prof: Any, elements: int) -> dict[str, list[float]]:
-    """``{op: [calls, self ms, full-size calls]}`` from a profile taken with ``record_shapes``."""
+def full_size_ops(prof: Any, elements: int, calls: int = 1) -> dict[str, list[float]]:
+    """``{op: [calls, self ms, full-size calls]}`` per call of a profile of ``calls`` calls
+    taken with ``record_shapes``."""
     table: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for event in prof.events():
         if not event.name.startswith("aten::"):
             continue
         entry = table[event.name]
-        entry[0] += 1
-        entry[1] += (event.self_device_time_total or event.self_cpu_time_total) / 1e3
+        entry[0] += 1 / calls
+        entry[1] += (event.self_device_time_total or event.self_cpu_time_total) / 1e3 / calls
         sizes = [math.prod(s) for s in (event.input_shapes or []) if s]
-        entry[2] += any(size >= elements for size in sizes)
+        entry[2] += any(size >= elements for size in sizes) / calls
     return table
 
 
-def report(label: str, fn: Any, sync: Any, elements: int) -> None:
-    """Profile one call of ``fn`` (after a warm-up) and print its op table."""
+def report(label: str, fn: Any, sync: Any, elements: int, calls: int = 10) -> None:
+    """Profile ``calls`` calls of ``fn`` (after a warm-up); print its op table per call."""
     import torch.profiler as tp
 
     sync(fn())
     activities = [tp.ProfilerActivity.CPU]
     with tp.profile(activities=activities, record_shapes=True) as prof:
-        sync(fn())
-    table = full_size_ops(prof, elements)
+        for _ in range(calls):
+            sync(fn())
+    table = full_size_ops(prof, elements, calls)
     rows = sorted(table.items(), key=lambda kv: -kv[1][1])
-    full = sum(int(v[2]) for _, v in rows if v[1] > 0 or v[2])
-    print(f"\n{label}: {sum(int(v[0]) for v in table.values())} aten calls, "
-          f"{full} touching a full-size array")  # fmt: skip
-    for name, (calls, ms, big) in rows[:25]:
-        print(f"  {name:<40} {int(calls):4d} calls  {ms:9.2f} ms self  {int(big):3d} full-size")
+    full = round(sum(v[2] for _, v in rows))
+    aten_ms = sum(v[1] for _, v in rows)
+    print(f"\n{label}: {round(sum(v[0] for v in table.values()))} aten calls, "
+          f"{full} touching a full-size array, {aten_ms:.3f} ms in ATen ops per call")  # fmt: skip
+    for name, (count, ms, big) in rows[:25]:
+        print(f"  {name:<40} {count:6.1f} calls  {ms:9.3f} ms self  {big:5.1f} full-size")
 
 
 def overhead(suite: TorchSuite, kind: str) -> None:
@@ -68,7 +74,19 @@ def overhead(suite: TorchSuite, kind: str) -> None:
                 suite.sync(fn())
                 times.append(time.perf_counter() - start)
             times.sort()
-            print(f"  tiny input, {name:<7} {pass_name:<8} {times[100] * 1e6:8.1f} us per call")
+            aten_us = _aten_time(fn, suite.sync) * 1e3
+            print(f"  tiny input, {name:<7} {pass_name:<8} {times[100] * 1e6:8.1f} us per call, "
+                  f"{aten_us:6.1f} us of it in ATen ops (the rest: Python, autograd)")  # fmt: skip
+
+
+def _aten_time(fn: Any, sync: Any, calls: int = 50) -> float:
+    """Milliseconds per call spent inside ATen ops (self time), from the profiler."""
+    import torch.profiler as tp
+
+    with tp.profile(activities=[tp.ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            sync(fn())
+    return sum(v[1] for v in full_size_ops(prof, 1 << 62, calls).values())
 
 
 def steps(suite: TorchSuite, impl: Any, repeats: int = 5) -> None:
@@ -121,14 +139,18 @@ def main() -> int:
     parser.add_argument("--kind", choices=("sparse", "dense", "sigmoid"), default="sparse")
     parser.add_argument("--shape", type=int, nargs="+", default=[4096, 32000])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--calls", type=int, default=10, help="profiled calls per table")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args()
     suite = TorchSuite()
     suite.setup(args.device)
+    if args.threads:
+        suite.torch.set_num_threads(args.threads)
     case = Case(args.kind, tuple(args.shape))
     for name, impl in pairs(suite, case):
         for pass_name in ("fwd", "fwd_bwd"):
             report(f"{name} {pass_name} {case.label}", getattr(impl, pass_name), suite.sync,
-                   case.elements)  # fmt: skip
+                   case.elements, args.calls)  # fmt: skip
     print()
     steps(suite, dict(pairs(suite, case))["ours"])
     overhead(suite, args.kind)

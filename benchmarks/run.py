@@ -1,11 +1,13 @@
 """Speed and peak memory of xentropy's adapters against each framework's native loss.
 
     python benchmarks/run.py [--quick] [--json PATH] [--backends NAME ...] [--device cpu|cuda]
+    python benchmarks/run.py --scaling [--quick] [--max-gib GIB] [--backends torch linear ...]
 
 Each backend runs in its own subprocess (a fresh process per framework: no allocator, thread
 pool or GPU pre-allocation of one framework disturbs another; a crash costs one backend only).
 Within a backend, ours and native run on the same inputs, interleaved, so that their ratio is
-taken under the same conditions. See ``benchmarks/README.md``.
+taken under the same conditions. ``--scaling`` runs the sweeps of ``_scaling.py`` instead (how
+the cost grows with N, C and V, beside the machine's copy bandwidth). See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import _scaling  # noqa: E402
 import numpy as np  # noqa: E402
 from _cases import cases  # noqa: E402
 from _suite import PASSES, Matchup, SkipBackend, version_of  # noqa: E402
@@ -52,15 +55,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends",
         nargs="+",
         choices=list(SUITES),
-        default=list(SUITES),
         metavar="NAME",
-        help=f"subset of {', '.join(SUITES)} (linear: torch linear_cross_entropy)",
+        help=f"subset of {', '.join(SUITES)} (linear: torch linear_cross_entropy); default: all, "
+        "with --scaling torch and linear (numpy and jax on request)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--min-repeats", type=int, help="timed repeats at least (default 3)")
+    parser.add_argument(
+        "--scaling", action="store_true", help="sweeps over N, C and V (see benchmarks/README.md)"
+    )
+    parser.add_argument(
+        "--max-gib",
+        type=float,
+        default=4.5,
+        help="--scaling: skip a row whose estimated peak memory (GiB) exceeds this (4.5)",
+    )
     parser.add_argument("--worker", choices=list(SUITES), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.backends is None:
+        args.backends = list(_scaling.DEFAULT_BACKENDS if args.scaling else SUITES)
+    if args.scaling and set(args.backends) - set(_scaling.BACKENDS):
+        parser.error(f"--scaling runs the backends {', '.join(_scaling.BACKENDS)} only")
+    return args
 
 
 def policy(args: argparse.Namespace) -> Policy:
@@ -203,6 +220,8 @@ def worker(args: argparse.Namespace) -> int:
         return 0
     out["versions"] = suite.versions()
     out["memory_method"] = probe.method
+    if args.scaling:
+        return scaling_worker(args, suite, probe, out)
     pol = policy(args)
     for m in suite.matchups(cases(args.quick), args.quick):
         start = time.perf_counter()
@@ -215,6 +234,18 @@ def worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    return 0
+
+
+def scaling_worker(args: argparse.Namespace, suite: Any, probe: MemoryProbe, out: dict) -> int:
+    """The backend's scaling rows (and the limits its framework measures) into the file."""
+    out.update(_scaling.worker_limits(args.worker, suite, args.quick))
+    pol = _scaling.scaling_policy(args.quick, args.min_repeats)
+    for row in _scaling.worker_rows(args.worker, suite, probe, pol, args.quick, args.max_gib):
+        out["rows"].append(row)
+        write_json(args.worker_out, out)
+        what = f"{row['sweep']} sweep {row['case']}"
+        print(f"  {args.worker:<10} {what:<32} {row['elapsed_s']:6.1f} s", file=sys.stderr)
     return 0
 
 
@@ -239,6 +270,7 @@ def spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
         ]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--min-repeats", str(args.min_repeats)] if args.min_repeats else []
+        cmd += ["--scaling", "--max-gib", str(args.max_gib)] if args.scaling else []
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, check=False)
@@ -322,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.scaling:
+        return scaling_main(args)
     from _report import format_notes, format_table
 
     start = time.perf_counter()
@@ -344,6 +378,44 @@ def main(argv: list[str] | None = None) -> int:
     path = (
         args.json or REPO / "benchmark-results" / f"bench-{args.device}{'-quick' * args.quick}.json"
     )
+    write_json(path, report)
+    print(f"\nruntime {report['runtime_s']:.0f} s; JSON written to {path}")
+    return 0
+
+
+def scaling_main(args: argparse.Namespace) -> int:
+    """The sweeps: NumPy's copy bandwidth here, each backend's rows in its own worker."""
+    start = time.perf_counter()
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "device": args.device,
+        "quick": args.quick,
+        "mode": "scaling",
+        "env": {"THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE")},
+        "max_gib": args.max_gib,
+        "copy_bandwidth": {},
+        "backends": {},
+        "rows": [],
+    }
+    if args.device == "cpu":
+        report["copy_bandwidth"]["numpy"] = _scaling.numpy_copy_bandwidth(args.quick)
+    for name in args.backends:
+        print(f"== {name} (scaling)", file=sys.stderr, flush=True)
+        result = spawn(name, args)
+        report["rows"] += result.pop("rows")
+        for key in ("copy_bandwidth", "matmul_rate"):
+            measured = result.pop(key, None)
+            if key == "copy_bandwidth" and measured:
+                report[key].update(measured)
+            elif measured:
+                report[key] = measured
+        report["backends"][name] = result
+    report["runtime_s"] = time.perf_counter() - start
+    report["machine"]["load_average_at_end"] = _load_average()
+    _scaling.annotate(report)
+    print(_scaling.format_tables(report))
+    quick = "-quick" * args.quick
+    path = args.json or REPO / "benchmark-results" / f"scaling-{args.device}{quick}.json"
     write_json(path, report)
     print(f"\nruntime {report['runtime_s']:.0f} s; JSON written to {path}")
     return 0

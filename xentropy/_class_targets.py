@@ -213,6 +213,7 @@ class SparseTargets:
     keep: Any | None  # (...,) bool: in range and not ignored (None: all)
     invalid: Any | None  # (...,) bool: outside [0, C) and not ignore_index (None: none)
     num_classes: int
+    ignores: bool = True  # ignore_index was given (without it, keep is ~invalid)
 
     def onehot(self, xp: Any) -> Any:
         """``(..., C)`` bool: position ``index`` along the last axis."""
@@ -228,7 +229,7 @@ class SparseTargets:
 
     def masked(self, xp: Any, losses: Any) -> Any:
         """Per-example ``losses`` with 0 for ignored examples and NaN for invalid ones."""
-        if self.keep is not None:
+        if self.keep is not None and self.ignores:
             # an invalid row is kept here so that the NaN product below reaches its gradient
             kept = self.keep if self.invalid is None else self.keep | self.invalid
             losses = xp.where(kept, losses, xp.zeros_like(losses))
@@ -244,7 +245,13 @@ def sparse_targets(
         keep = None if ignore_index is None else targets != ignore_index
         index = targets if keep is None else xp.where(keep, targets, xp.zeros_like(targets))
         index = xp.astype(index, indexing_dtype(xp), copy=False)
-        return SparseTargets(index=index, keep=keep, invalid=None, num_classes=num_classes)
+        return SparseTargets(
+            index=index,
+            keep=keep,
+            invalid=None,
+            num_classes=num_classes,
+            ignores=ignore_index is not None,
+        )
     targets = comparable_indices(xp, targets, num_classes, ignore_index)
     in_range = (targets >= 0) & (targets < num_classes)
     if ignore_index is None:
@@ -254,7 +261,13 @@ def sparse_targets(
         keep, invalid = in_range & not_ignored, ~in_range & not_ignored
     index = xp.where(in_range, targets, xp.zeros_like(targets))
     index = xp.astype(index, indexing_dtype(xp))
-    return SparseTargets(index=index, keep=keep, invalid=invalid, num_classes=num_classes)
+    return SparseTargets(
+        index=index,
+        keep=keep,
+        invalid=invalid,
+        num_classes=num_classes,
+        ignores=ignore_index is not None,
+    )
 
 
 def target_weight(

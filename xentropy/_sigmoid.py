@@ -14,7 +14,15 @@ from ._elementwise_targets import (
 )
 from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
-from ._native import fused_sigmoid_cross_entropy, is_differentiable_spelling, sigmoid, softplus
+from ._native import (
+    fused_sigmoid_cross_entropy,
+    is_differentiable_spelling,
+    sigmoid,
+    sigmoid_cross_entropy_keeping_exps,
+    sigmoid_from_exps,
+    softplus,
+    writable,
+)
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import evaluate_weighted
 from ._types import ArrayT, Reduction
@@ -54,7 +62,9 @@ def sigmoid_cross_entropy_terms(xp: Any, x: Any, t: Any, pos_weight: Any | None)
     a = xp.abs(x)
     softplus_of_minus_a = xp.log1p(xp.exp(-a))
     if pos_weight is None:
-        return a * xp.where(x >= 0, 1.0 - t, t) + softplus_of_minus_a
+        # x (H(x) - t) with the step H = [x >= 0]: the products |x| (1 - t) and |x| t bit for bit,
+        # without the select and the abs product (tf.function forward: 1.8 -> 1.3 of native)
+        return x * (xp.astype(x >= 0, x.dtype) - t) + softplus_of_minus_a
     return (
         a * xp.where(x >= 0, 1.0 - t, pos_weight * t)
         + (1.0 + (pos_weight - 1.0) * t) * softplus_of_minus_a
@@ -65,7 +75,11 @@ def sigmoid_cross_entropy_grad(xp: Any, x: Any, t: Any, pos_weight: Any | None) 
     r""":math:`\partial \ell / \partial x = (1-t)\,\sigma(x) - \text{pw}\, t\, \sigma(-x)`
     (a fresh array, which callers may scale in place)."""
     if pos_weight is None:
-        return sigmoid(xp, x) - t
+        probabilities = sigmoid(xp, x)
+        if writable(xp, probabilities):
+            probabilities -= t
+            return probabilities
+        return probabilities - t
     return (1.0 - t) * sigmoid(xp, x) - pos_weight * t * sigmoid(xp, -x)
 
 
@@ -112,7 +126,11 @@ class SigmoidCrossEntropy(CheckedValues):
         x = xp.astype(logits, dtype, copy=False)
         t = self._targets(xp, targets, x)
         pos_weight = cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
-        losses = sigmoid_cross_entropy_terms(xp, x, t, pos_weight)
+        kept = sigmoid_cross_entropy_keeping_exps(xp, x, t, pos_weight)
+        if kept is None:
+            losses, exps = sigmoid_cross_entropy_terms(xp, x, t, pos_weight), None
+        else:
+            losses, exps = kept
         if class_weight is not None:
             losses = losses * cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         loss, denominator = reduce_losses(xp, losses, None, self.reduction)
@@ -122,6 +140,7 @@ class SigmoidCrossEntropy(CheckedValues):
             pos_weight,
             class_weight,
             denominator,
+            exps,
         )
 
     def _targets(self, xp: Any, targets: Any, x: Any) -> Any:
@@ -129,13 +148,17 @@ class SigmoidCrossEntropy(CheckedValues):
         return smoothed_targets(xp, targets, eps, x.dtype, checked=self.values_checked)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
-        logits, targets, pos_weight, class_weight, denominator = residuals
+        logits, targets, pos_weight, class_weight, denominator, exps = residuals
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
         t = self._targets(xp, targets, x)
-        grad = sigmoid_cross_entropy_grad(
-            xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
-        )
+        if exps is not None:  # NumPy: the forward's exp(-|x|), used up here
+            grad = sigmoid_from_exps(xp, exps)
+            grad -= t
+        else:
+            grad = sigmoid_cross_entropy_grad(
+                xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
+            )
         if class_weight is not None:
             grad *= cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         grad *= reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)

@@ -48,7 +48,7 @@ from ._native import (
     add_at_index,
     differentiable_spelling,
     has_fused_softmax,
-    has_mutable_arrays,
+    keeps_log_softmax,
     log_softmax,
     log_sum_exp,
     log_sum_exp_keeping_exps,
@@ -56,6 +56,7 @@ from ._native import (
     subtract_product,
     take_along_last_axis,
     weighted_sum,
+    weighted_sum_marks_negative,
 )
 from ._reduction import reduce_backward, reduce_losses
 from ._sample_weights import class_index_mean_weight, evaluate_weighted
@@ -109,16 +110,24 @@ class SoftmaxCrossEntropy(CheckedValues):
         # Fused kernels give log p directly; otherwise keep only lse, an (N,) array, and gather.
         fused = has_fused_softmax(xp)
         log_p = log_softmax(xp, z) if fused else None
-        # Where arrays are mutable the fused log p is what the backward keeps (as PyTorch's own
-        # loss does), so that the logits may be edited in place before the backward.
-        # (TensorFlow's tensors are immutable: it keeps the logits and a smaller footprint.)
-        # A soft cap's derivative needs the logits themselves.
-        keep_log_p = fused and has_mutable_arrays(xp) and self.softcap is None
-        lse, exps = None, None
+        # The backward keeps the fused log p where that pays (see keeps_log_softmax); a soft
+        # cap's derivative needs the logits themselves.
+        keep_log_p = fused and self.softcap is None and keeps_log_softmax(xp)
+        lse, exps, shifted_sum = None, None, None
+        dense_a, bad_rows, by_sign = None, None, False
+        if not is_sparse(logits, targets):
+            by_sign = self._bad_rows_by_sign(xp, targets, w, eps)
+            dense_a, bad_rows = self._dense_weights(
+                xp, targets, num_classes, w, dtype, eps, by_sign=by_sign
+            )
         if not fused:
-            shift, log_sum, exps = log_sum_exp_keeping_exps(xp, z)
+            # with probability targets, XLA shares log p between forward and backward instead
+            shift, log_sum, exps, shifted_sum = log_sum_exp_keeping_exps(
+                xp, z, for_xla=dense_a is None, weights=dense_a
+            )
             lse = (shift, log_sum)
         z_lse = self._z_loss_lse(xp, z, lse)
+        kept_bad_rows, kept_total = None, None  # found by the forward, for the backward
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
             example_weight = target_weight(xp, sparse, w, dtype)
@@ -136,17 +145,29 @@ class SoftmaxCrossEntropy(CheckedValues):
             losses = self._plus_z_loss(xp, losses, z_lse, example_weight)
             losses = sparse.masked(xp, losses)
         else:
-            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
+            a = dense_a
             if log_p is not None:
                 losses = -weighted_sum(xp, a, log_p, overwrite=not keep_log_p)
-            else:
-                # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
-                # and no (N, C) log p to store (XLA fuses m - z into the reduction)
+            elif weighted_sum_marks_negative(xp):
+                # -sum_c a_c log p_c as one sum of non-negative terms: XLA's CPU backend makes
+                # a pass over the (N, C) arrays per reduction. log p = (z - m) - s is spelled
+                # as the backward's softmax spells it, so that the two share it.
                 assert lse is not None
                 shift, log_sum = lse
-                losses = xp.sum(a, axis=-1) * log_sum + weighted_sum(
-                    xp, a, shift[..., None] - z, overwrite=True
-                )
+                log_p_unfused = (z - shift[..., None]) - log_sum[..., None]
+                losses = weighted_sum(xp, a, -log_p_unfused)
+            else:
+                # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
+                # and no (N, C) log p to store
+                assert lse is not None
+                shift, log_sum = lse
+                if shifted_sum is None:
+                    shifted_sum = weighted_sum(xp, a, shift[..., None] - z, overwrite=True)
+                kept_total = xp.sum(a, axis=-1)
+                losses = kept_total * log_sum + shifted_sum
+            if by_sign:
+                bad_rows = ~(losses >= 0)  # a negative (or NaN) target or sum
+            kept_bad_rows = bad_rows  # (N,): the backward need not look at the targets again
             losses = nan_where(xp, bad_rows, self._plus_z_loss(xp, losses, z_lse, None))
             example_weight = None
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
@@ -155,7 +176,7 @@ class SoftmaxCrossEntropy(CheckedValues):
         kept_logits = logits if kept_log_p is None else None
         residuals = (
             kept_logits, kept_log_p, targets, class_weight, shift, log_sum, exps, z_lse,
-            denominator, logits.dtype,
+            denominator, kept_bad_rows, kept_total, logits.dtype,
         )  # fmt: skip
         return xp.astype(loss, logits.dtype), residuals
 
@@ -196,13 +217,37 @@ class SoftmaxCrossEntropy(CheckedValues):
         term = self._z_loss_weight(xp, z_lse) * (z_lse * z_lse)
         return losses + (term if example_weight is None else term * example_weight)
 
+    def _bad_rows_by_sign(self, xp: Any, targets: Any, w: Any | None, eps: Any) -> bool:
+        """Whether the forward finds the rows holding a bad target from the sign of their loss.
+
+        It can where the target weights are the targets themselves (no class weight, no
+        smoothing) and :func:`weighted_sum` makes the sum of a row holding a negative one
+        negative: one row minimum over the targets less.
+        """
+        return (
+            not self.values_checked
+            and w is None
+            and not may_be_nonzero(eps)
+            and not xp.isdtype(targets.dtype, "bool")
+            and weighted_sum_marks_negative(xp)
+        )
+
     def _dense_weights(
-        self, xp: Any, targets: Any, num_classes: int, w: Any | None, dtype: Any, eps: Any
+        self,
+        xp: Any,
+        targets: Any,
+        num_classes: int,
+        w: Any | None,
+        dtype: Any,
+        eps: Any,
+        *,
+        by_sign: bool = False,
     ) -> tuple[Any, Any | None]:
         """Target weights :math:`a` of probability targets, and the rows holding a bad target.
 
         A row with a negative (or NaN) target is set to NaN as a whole, by its (N,) loss and
         gradient scale, rather than entry by entry (which under XLA stores a masked copy).
+        ``by_sign``: the caller finds those rows itself (None is returned for them).
         """
         t = move_class_axis_last(xp, targets, self.axis)
         a = dense_target_weights(
@@ -215,7 +260,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             dtype=dtype,
             checked=True,  # bad rows are set to NaN whole, below
         )
-        if self.values_checked or xp.isdtype(t.dtype, "bool"):
+        if self.values_checked or by_sign or xp.isdtype(t.dtype, "bool"):
             return a, None
         return a, ~(xp.min(t, axis=-1) >= 0)  # a NaN minimum fails the test too
 
@@ -240,7 +285,7 @@ class SoftmaxCrossEntropy(CheckedValues):
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         (
             logits, log_p, targets, class_weight, shift, log_sum, exps, z_lse, denominator,
-            out_dtype,
+            kept_bad_rows, kept_total, out_dtype,
         ) = residuals  # fmt: skip
         lse = None if shift is None else (shift, log_sum)
         capped = None
@@ -279,9 +324,13 @@ class SoftmaxCrossEntropy(CheckedValues):
                 spread = (eps / num_classes * row_g)[..., None]
                 grad -= spread if w is None else spread * w
         else:
-            a, bad_rows = self._dense_weights(xp, targets, num_classes, w, dtype, eps)
+            a, bad_rows = self._dense_weights(
+                xp, targets, num_classes, w, dtype, eps, by_sign=kept_bad_rows is not None
+            )
+            if kept_bad_rows is not None:  # found by the forward
+                bad_rows = kept_bad_rows
             row_g = g[..., None]
-            total = xp.sum(a, axis=-1)
+            total = xp.sum(a, axis=-1) if kept_total is None else kept_total
             if z_lse is not None:
                 total = total + 2.0 * self._z_loss_weight(xp, z_lse) * z_lse
             scale = nan_where(xp, bad_rows, total * g)

@@ -5,7 +5,9 @@
 * the FAST PATH, :class:`CoreLoss`: ``forward`` is the operator's ``forward`` (under autograd's
   no-grad mode, so no graph is recorded through it) and ``backward`` the operator's analytic
   first-order ``backward`` of the prediction (``op_gradient_positions``: the logits or
-  probabilities; the hidden states, weight and bias of ``LinearCrossEntropy``). It is taken when
+  probabilities; the hidden states, weight and bias of ``LinearCrossEntropy``; an operator with
+  ``forward_and_backward``, ``LinearCrossEntropy``, computes them in the forward when autograd
+  records the call, and the backward scales them). It is taken when
   that is all autograd can ask for: no array hyperparameter (``ops.array_hyperparameters``), no
   forward-mode dual level active (``torch.autograd.forward_ad``), no ``torch.func`` transform
   active (``grad``, ``vmap``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``), and no floating
@@ -66,7 +68,7 @@ class CoreLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, op: ops.LossOperator, *arrays: Any) -> torch.Tensor:
         xp = ops.namespace_of(*arrays)
-        loss, residuals = op.forward(xp, *arrays)
+        loss, residuals = _forward(ctx, op, xp, arrays)
         is_tensor = tuple(isinstance(r, torch.Tensor) for r in residuals)
         saved = [r for r, t in zip(residuals, is_tensor, strict=True) if t]
         ctx.save_for_backward(*saved)
@@ -90,6 +92,7 @@ class CoreLoss(torch.autograd.Function):
             return tuple(grads)
         others = any(n and p not in ctx.positions for p, n in enumerate(needs))
         if torch.is_grad_enabled() or others:
+            ctx.gradients = None  # any the forward computed: this path differentiates anew
             if ctx.versions is not None and _versions(ctx.inputs) != ctx.versions:
                 raise RuntimeError(
                     "xentropy.backends.torch: an input of this loss was modified by an inplace "
@@ -104,13 +107,63 @@ class CoreLoss(torch.autograd.Function):
         residuals = tuple(
             next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)
         )
-        computed = ctx.op.backward(ops.namespace_of(grad_output), residuals, grad_output)
+        computed = _first_order_gradients(ctx, residuals, grad_output)
         if len(ctx.positions) == 1:
             computed = (computed,)
         for position, grad in zip(ctx.positions, computed, strict=True):
             if needs[position]:
                 grads[1 + position] = grad
         return tuple(grads)
+
+
+def _forward_with_gradients(ctx: FunctionCtx, op: ops.LossOperator, *arrays: Any) -> torch.Tensor:
+    ctx.gradient_in_forward = True
+    return CoreLoss.forward(ctx, op, *arrays)
+
+
+# CoreLoss for a call autograd records, of an operator with ``forward_and_backward``
+# (``LinearCrossEntropy``): the forward computes the gradients too, and the first backward
+# takes them (:func:`_first_order_gradients`). Named CoreLoss as well: its graph node is
+# ``CoreLossBackward`` like that of every core loss.
+GradientInForward: type[CoreLoss] = type(
+    "CoreLoss", (CoreLoss,), {"forward": staticmethod(_forward_with_gradients)}
+)
+
+
+def _forward(
+    ctx: Any, op: ops.LossOperator, xp: Any, arrays: tuple[Any, ...]
+) -> tuple[Any, tuple[Any, ...]]:
+    """``op.forward``; under :class:`GradientInForward`, eagerly, ``op.forward_and_backward``
+    for the gradient positions that need one, its gradients kept on ``ctx`` (not
+    ``save_for_backward``: the backward drops them, so that autograd can hand them on as they
+    are instead of copying them)."""
+    ctx.gradients, ctx.needs_in_forward = None, None
+    if not getattr(ctx, "gradient_in_forward", False) or torch.compiler.is_compiling():
+        return op.forward(xp, *arrays)
+    positions = ops.op_gradient_positions(op, len(arrays))
+    needs = tuple(ctx.needs_input_grad[1 + p] for p in positions)
+    if not any(needs):
+        return op.forward(xp, *arrays)
+    loss, residuals, ctx.gradients = op.forward_and_backward(xp, *arrays, needs=needs)
+    if ctx.gradients is not None:
+        ctx.needs_in_forward = needs
+    return loss, residuals
+
+
+def _first_order_gradients(
+    ctx: Any, residuals: tuple[Any, ...], grad_output: torch.Tensor
+) -> tuple[Any, ...]:
+    """The analytic gradients of the positions: those the forward computed, scaled by
+    ``grad_output`` in place, or ``op.backward``'s. A later backward of the same graph
+    (``retain_graph=True``) finds them taken and computes them again the same way, so it gets
+    the same bits."""
+    xp = ops.namespace_of(grad_output)
+    gradients, ctx.gradients = ctx.gradients, None
+    if gradients is None and ctx.needs_in_forward is not None:
+        gradients = ctx.op.forward_and_backward(xp, *ctx.inputs, needs=ctx.needs_in_forward)[2]
+    if gradients is None:
+        return ctx.op.backward(xp, residuals, grad_output)
+    return ctx.op.stored_backward(xp, residuals, gradients, grad_output)
 
 
 def _versions(arrays: tuple[Any, ...]) -> tuple[int | None, ...]:
@@ -198,7 +251,8 @@ def apply(
         )
     if transformed or _needs_exact_path(op, arrays):
         return ops.differentiable_loss(op, xp, *arrays)
-    return CoreLoss.apply(op, *arrays)
+    recorded = torch.is_grad_enabled() and hasattr(op, "forward_and_backward")
+    return (GradientInForward if recorded else CoreLoss).apply(op, *arrays)
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:

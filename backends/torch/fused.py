@@ -15,13 +15,17 @@ Which path a call takes:
 
 ==========================================  ==================================================
 a 2-D ``linear_weight`` ``(C, D)``: class    fused: the core's ``LinearCrossEntropy``; the
-indices or probabilities, with or without    ``(N, C)`` logits are never materialised, the
-class ``weight``                             vocabulary is processed ``chunk_size`` entries at
-                                             a time (default 4096), and the gradients of
-                                             ``input``, ``linear_weight`` and ``linear_bias``
-                                             come from the core's chunked backward (those of
-                                             class weights and probability targets from
-                                             autograd of the core's exact forward)
+indices or probabilities, with or without    ``(N, C)`` logits are never materialised. Under
+class ``weight``                             autograd, with ``"mean"`` or ``"sum"``, the
+                                             gradients of ``input``, ``linear_weight`` and
+                                             ``linear_bias`` are computed in the forward pass,
+                                             blocks of rows at a time over the whole vocabulary
+                                             (three matrix products; the backward scales them).
+                                             Otherwise (no grad, ``"none"``) the vocabulary is
+                                             processed ``chunk_size`` entries at a time (default
+                                             4096) and the backward recomputes each chunk. The
+                                             gradients of class weights and probability targets
+                                             come from autograd of the core's exact forward
 
 a K-dimensional ``linear_weight``            unfused: ``F.linear`` then
 ``(C, d1, ..., dK, D)``                      :func:`.functional.cross_entropy` (``softcap`` and
@@ -36,11 +40,16 @@ so at most ``batch_chunk_size * C`` logits exist at once. The core cuts the *voc
 ``N`` rows, ``chunk_size`` classes at a time. ``options.batch_chunk_size = B`` is therefore
 honoured as ``chunk_size = ceil(B * C / N)``, the same number of logits at once (one chunk when
 ``B >= N``); giving both ``chunk_size`` and ``options.batch_chunk_size`` is a ``ValueError``.
+Where the gradients are computed in the forward pass, the core cuts the batch as PyTorch does,
+into blocks of as many logits (``ceil(chunk_size * N / C)`` rows: ``B`` again); without either
+it takes :math:`\max(2^{23} / C, 3D/8)` rows (``xentropy._linear.gradient_rows``).
 The other fields of ``options`` do not change the result: ``chunking_method`` (a heuristic for
 ``batch_chunk_size`` when it is None) gives way to the core's default chunk, ``acc_policy`` /
 ``acc_dtype`` to the core's rule (16-bit inputs are computed in float32, like
-``acc_policy="accurate"``), and ``allow_retain_graph`` is always in effect (the backward
-recomputes instead of consuming buffers, so a second ``backward(retain_graph=True)`` works).
+``acc_policy="accurate"``: the weight gradient is accumulated in float32 and cast once), and
+``allow_retain_graph`` is always in effect: the first backward takes the gradients the forward
+computed, and a second ``backward`` of a retained graph computes them again the same way (the
+same bits) instead of failing.
 ``options`` also does not limit what else works: label smoothing, any integer target dtype,
 ``torch.func`` transforms, double backward and forward-mode AD all stay available, where
 PyTorch's chunked path falls back to its reference path (with a warning) or refuses.
