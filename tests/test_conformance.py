@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from planted_faults import Faulty, registered
 from scipy.special import expit, softmax
 from xentropy.conformance import cli, precise, report
 from xentropy.conformance.backends import (
@@ -50,21 +51,9 @@ def _no_required_backends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(cli.REQUIRE_ENV, raising=False)
 
 
-class Faulty(Backend):
-    """NumPy through the core, with every loss value off by a relative 1e-3 (a planted bug)."""
-
-    def evaluate(self, case: Any, arrays: Any, dtype: str) -> tuple[Any, tuple[Any, ...]]:
-        value, grads = super().evaluate(case, arrays, dtype)
-        return value * np.asarray(1 + 1e-3, dtype=value.dtype), grads
-
-
 @pytest.fixture
 def faulty() -> Iterator[Backend]:
-    backend = register_backend(Faulty("numpy-faulty", NUMPY, default=False))
-    try:
-        yield backend
-    finally:
-        unregister_backend(backend.name)
+    yield from registered(Faulty("numpy-faulty", NUMPY, default=False))
 
 
 def test_quick_run_passes_and_writes_the_four_reports(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import require_or_skip
+from planted_faults import Faulty, registered
 from xentropy.conformance import cli, gate
 from xentropy.conformance.backends import (
     BROKEN,
@@ -29,8 +30,6 @@ from xentropy.conformance.backends import (
     NumpyFramework,
     import_problem,
     is_broken,
-    register_backend,
-    unregister_backend,
 )
 from xentropy.conformance.runner import RunConfig, run
 
@@ -44,18 +43,10 @@ def _no_required_backends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(cli.REQUIRE_ENV, raising=False)
 
 
-def _registered(backend: Backend) -> Iterator[Backend]:
-    register_backend(backend)
-    try:
-        yield backend
-    finally:
-        unregister_backend(backend.name)
-
-
 @pytest.fixture
 def ghost() -> Iterator[Backend]:
     """An adapter whose module does not exist: a backend that is not installed."""
-    yield from _registered(
+    yield from registered(
         Backend("ghost-adapter", NUMPY, adapter="xentropy.backends.ghost", default=False)
     )
 
@@ -69,20 +60,12 @@ class UnmakeableFramework(NumpyFramework):
 
 @pytest.fixture
 def unmakeable() -> Iterator[Backend]:
-    yield from _registered(Backend("numpy-unmakeable", UnmakeableFramework(), default=False))
-
-
-class Faulty(Backend):
-    """NumPy through the core, every loss value off by a relative 1e-3."""
-
-    def evaluate(self, case: Any, arrays: Any, dtype: str) -> tuple[Any, tuple[Any, ...]]:
-        value, grads = super().evaluate(case, arrays, dtype)
-        return value * np.asarray(1 + 1e-3, dtype=value.dtype), grads
+    yield from registered(Backend("numpy-unmakeable", UnmakeableFramework(), default=False))
 
 
 @pytest.fixture
 def faulty() -> Iterator[Backend]:
-    yield from _registered(Faulty("numpy-faulty", NUMPY, default=False))
+    yield from registered(Faulty("numpy-faulty", NUMPY, default=False))
 
 
 def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

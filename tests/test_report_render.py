@@ -18,17 +18,14 @@ import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
+from planted_faults import Faulty, registered
 from xentropy.conformance import cli, conventions, environment, report
 from xentropy.conformance.backends import (
     BACKENDS,
     NUMPY,
     Backend,
-    register_backend,
-    unregister_backend,
 )
 from xentropy.conformance.cases import generate_cases
 from xentropy.conformance.dialects import DIALECTS
@@ -41,14 +38,6 @@ WINDOW = (1280, 900)
 CHROMIUM_ENV = "XENTROPY_REQUIRE_CHROMIUM"
 
 
-class Faulty(Backend):
-    """NumPy through the core, with every loss value off by a relative 1e-3."""
-
-    def evaluate(self, case: Any, arrays: Any, dtype: str) -> tuple[Any, tuple[Any, ...]]:
-        value, grads = super().evaluate(case, arrays, dtype)
-        return value * np.asarray(1 + 1e-3, dtype=value.dtype), grads
-
-
 @pytest.fixture(autouse=True)
 def _no_required_backends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(cli.REQUIRE_ENV, raising=False)
@@ -56,11 +45,7 @@ def _no_required_backends(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def faulty() -> Iterator[Backend]:
-    backend = register_backend(Faulty(FAULTY, NUMPY, default=False))
-    try:
-        yield backend
-    finally:
-        unregister_backend(backend.name)
+    yield from registered(Faulty(FAULTY, NUMPY, default=False))
 
 
 @pytest.fixture(scope="module")
