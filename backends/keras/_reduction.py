@@ -41,11 +41,12 @@ from xentropy import ops
 
 from ._dispatch import same_rank
 
-# Keras's reduction -> the core's (mean_with_sample_weight divides the core's sum itself)
+# Keras's reduction -> the core's, when nothing weighs (mean_with_sample_weight then divides by
+# the size; with weights or a mask it is the core's sum over Keras's weight sum)
 CORE_REDUCTIONS: dict[str | None, str] = {
     "sum_over_batch_size": "sum_over_batch_size",
     "mean": "sum_over_batch_size",
-    "mean_with_sample_weight": "sum",
+    "mean_with_sample_weight": "sum_over_batch_size",
     "sum": "sum",
     "none": "none",
     None: "none",
@@ -77,12 +78,11 @@ def reduce_like_keras(
         return ops.reduce_weighted(
             losses, reduction="none", sample_weight=sample_weight, where=mask, validate=validate
         )
-    weighted_mean = reduction == "mean_with_sample_weight" and not (
-        sample_weight is None and mask is None
+    weighted_mean = reduction == "mean_with_sample_weight" and (
+        sample_weight is not None or mask is not None
     )
-    core = CORE_REDUCTIONS[reduction]
-    if reduction == "mean_with_sample_weight" and not weighted_mean:
-        core = "sum_over_batch_size"  # nothing weighs: Keras divides by the size
+    # a weighted mean is the core's sum, divided below by Keras's own sum of the weights
+    core = "sum" if weighted_mean else CORE_REDUCTIONS[reduction]
     wide = ops.compute_dtype(ops.namespace_of(losses), losses.dtype)
     result = ops.reduce_weighted(
         losses,
