@@ -1,20 +1,24 @@
 """Where the time of a torch row goes: the ATen ops of ours and of native, pass by pass.
 
     python benchmarks/profile_torch.py [--kind sparse|dense|sigmoid] [--shape N C] [--device cpu]
-        [--calls K] [--threads T]
+        [--calls K] [--threads T] [--overhead-only] [--overhead-shape N C]
 
 For each implementation and pass it prints the ops (calls, self time) and counts the *full-size
 passes*: ops that read or write an array with as many elements as the logits. On a CPU, and on
 a GPU for large shapes, the loss is memory-bound and its time follows that count. Times are per
 call, averaged over ``--calls`` profiled calls (one call alone is at the mercy of page faults
 and of other processes). Also prints the per-call overhead on a tiny input (Python, dispatch and
-validation; launches on a GPU), and how much of it is Python outside the ATen ops.
+validation; launches on a GPU), and how much of it is Python outside the ATen ops: medians of
+interleaved repeats of the process's CPU time (``time.process_time``, one intra-op thread unless
+``--threads``), so that a busy machine's waits for a core do not count; the ATen share comes from
+the profiler, whose own cost it includes, so "the rest" is a lower bound on the Python.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -61,32 +65,56 @@ def report(label: str, fn: Any, sync: Any, elements: int, calls: int = 10) -> No
         print(f"  {name:<40} {count:6.1f} calls  {ms:9.3f} ms self  {big:5.1f} full-size")
 
 
-def overhead(suite: TorchSuite, kind: str) -> None:
-    """Median time of a call on a 8x4 input: what every call pays before any arithmetic."""
-    for name, impl in pairs(suite, Case(kind, (8, 4) if kind != "sigmoid" else (32,))):
-        for pass_name in ("fwd", "fwd_bwd"):
-            fn = getattr(impl, pass_name)
+def overhead(suite: TorchSuite, kind: str, shape: tuple[int, ...], rounds: int = 21) -> None:
+    """CPU time of a call on a small input: what every call pays besides the arithmetic.
+
+    Ours and native alternate, ``rounds`` times 50 calls each (medians; the ratio is the median
+    of the per-round ratios, which a change of load between rounds does not move).
+    """
+    shape = shape if kind != "sigmoid" else (math.prod(shape),)
+    impls = pairs(suite, Case(kind, shape))
+    for pass_name in ("fwd", "fwd_bwd"):
+        fns = {name: getattr(impl, pass_name) for name, impl in impls}
+        for fn in fns.values():
             for _ in range(20):
                 suite.sync(fn())
-            times = []
-            for _ in range(200):
-                start = time.perf_counter()
-                suite.sync(fn())
-                times.append(time.perf_counter() - start)
-            times.sort()
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                start = time.process_time()
+                for _ in range(50):
+                    suite.sync(fn())
+                times[name].append((time.process_time() - start) / 50)
+        for name, fn in fns.items():
+            per_call = statistics.median(times[name]) * 1e6
             aten_us = _aten_time(fn, suite.sync) * 1e3
-            print(f"  tiny input, {name:<7} {pass_name:<8} {times[100] * 1e6:8.1f} us per call, "
-                  f"{aten_us:6.1f} us of it in ATen ops (the rest: Python, autograd)")  # fmt: skip
+            label = "x".join(map(str, shape))
+            print(f"  {label} input, {name:<7} {pass_name:<8} {per_call:8.1f} us per call, "
+                  f"{aten_us:6.1f} us of it in ATen ops, {per_call - aten_us:6.1f} us the rest "
+                  "(Python, autograd)")  # fmt: skip
+        ratios = [o / n for o, n in zip(times["ours"], times["native"], strict=True)]
+        print(f"  {'':>{len('x'.join(map(str, shape)))}} input, ours / native {pass_name:<8} "
+              f"{statistics.median(ratios):.2f}")  # fmt: skip
 
 
 def _aten_time(fn: Any, sync: Any, calls: int = 50) -> float:
-    """Milliseconds per call spent inside ATen ops (self time), from the profiler."""
+    """Milliseconds per call spent inside ATen ops (self time), from the profiler.
+
+    Each op counts its median self time, times its calls per call: the first events of a
+    profile (the profiler's start) and a busy machine's stalls otherwise dominate a sum of
+    microsecond ops.
+    """
     import torch.profiler as tp
 
+    sync(fn())
     with tp.profile(activities=[tp.ProfilerActivity.CPU]) as prof:
         for _ in range(calls):
             sync(fn())
-    return sum(v[1] for v in full_size_ops(prof, 1 << 62, calls).values())
+    durations: dict[str, list[float]] = defaultdict(list)
+    for event in prof.events():
+        if event.name.startswith("aten::"):
+            durations[event.name].append(event.self_device_time_total or event.self_cpu_time_total)
+    return sum(len(d) / calls * statistics.median(d) for d in durations.values()) / 1e3
 
 
 def steps(suite: TorchSuite, impl: Any, repeats: int = 5) -> None:
@@ -141,11 +169,17 @@ def main() -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--calls", type=int, default=10, help="profiled calls per table")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--overhead-only", action="store_true", help="only the small-input rows")
+    parser.add_argument("--overhead-shape", type=int, nargs="+", default=[64, 10])
     args = parser.parse_args()
     suite = TorchSuite()
     suite.setup(args.device)
     if args.threads:
         suite.torch.set_num_threads(args.threads)
+    if args.overhead_only:
+        suite.torch.set_num_threads(args.threads or 1)
+        overhead(suite, args.kind, tuple(args.overhead_shape))
+        return 0
     case = Case(args.kind, tuple(args.shape))
     for name, impl in pairs(suite, case):
         for pass_name in ("fwd", "fwd_bwd"):
@@ -153,7 +187,10 @@ def main() -> int:
                    case.elements, args.calls)  # fmt: skip
     print()
     steps(suite, dict(pairs(suite, case))["ours"])
-    overhead(suite, args.kind)
+    threads = suite.torch.get_num_threads()
+    suite.torch.set_num_threads(args.threads or 1)
+    overhead(suite, args.kind, tuple(args.overhead_shape))
+    suite.torch.set_num_threads(threads)
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--quick] [--json PATH] [--backends NAME ...] [--device cpu|cuda]
     python benchmarks/run.py --scaling [--quick] [--max-gib GIB] [--backends torch linear ...]
+    python benchmarks/run.py --distributed [--quick] [--json PATH]
 
 Each backend runs in its own subprocess (a fresh process per framework: no allocator, thread
 pool or GPU pre-allocation of one framework disturbs another; a crash costs one backend only).
@@ -63,6 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-repeats", type=int, help="timed repeats at least (default 3)")
     parser.add_argument(
         "--scaling", action="store_true", help="sweeps over N, C and V (see benchmarks/README.md)"
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="vocabulary-parallel losses on 1, 2, 4 gloo ranks (CPU; see benchmarks/README.md)",
     )
     parser.add_argument(
         "--max-gib",
@@ -356,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     if args.scaling:
         return scaling_main(args)
+    if args.distributed:
+        import _distributed
+
+        return _distributed.main(args, machine_info(), write_json)
     from _report import format_notes, format_table
 
     start = time.perf_counter()

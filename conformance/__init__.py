@@ -15,6 +15,8 @@ Modules, one job each:
 * :mod:`.tolerances`: the tolerance table and errors in ulps;
 * :mod:`.backends`: array plumbing and the backend registry (:func:`register_backend`);
 * :mod:`.dialects`: the cases in torch / optax / tf.nn / Keras spelling;
+* :mod:`.sharded`: the vocabulary-parallel columns (``jax-sharded`` on a mesh of host devices,
+  ``torch-distributed`` on the gloo ranks of :mod:`._rank`);
 * :mod:`.runner`: evaluating the cells;
 * :mod:`.report`: terminal table, JSON, Markdown, HTML, heat map, progress bar;
 * :mod:`.conventions`: the known conventions by which a framework's native loss differs;
@@ -52,6 +54,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BACKENDS",

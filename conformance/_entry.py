@@ -4,7 +4,8 @@ The matrix needs the ``conformance`` extra (NumPy, SciPy, mpmath); without it th
 which extra to install instead of a traceback. TensorFlow's C++ logging is turned down
 (``TF_CPP_MIN_LOG_LEVEL=2``, unless set) before any framework is imported, and the native lines
 that TensorFlow 2.21 writes regardless are kept off the terminal (:mod:`._native_log`), so that
-they do not interleave with the progress bar; ``TF_CPP_MIN_LOG_LEVEL=0`` shows them all.
+they do not interleave with the progress bar; ``TF_CPP_MIN_LOG_LEVEL=0`` shows them all. Where
+``XLA_FLAGS`` is unset, XLA is asked for 4 host devices (the ``jax-sharded`` column's mesh).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .sharded import ask_for_host_devices
+
+    ask_for_host_devices()  # the jax-sharded column's mesh, before anything imports JAX
     from .cli import main as run_cli
 
     return run_cli(argv)

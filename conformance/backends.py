@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from . import sharded
 from .cases import Case
 from .dialects import DIALECTS, Spelling
 from .tolerances import SECOND_ORDER_DTYPES
@@ -791,6 +792,68 @@ for _backend in (
         native=False,
     ),
     Backend("keras-native", KERAS, adapter="keras", dialect="keras", default=False, native=False),
+):
+    register_backend(_backend)
+
+
+class JaxShardedFramework(JaxFramework):
+    """JAX with a mesh of host devices (:mod:`~xentropy.conformance.sharded`); its arrays are
+    left uncommitted, for ``shard_map`` to lay out over the mesh."""
+
+    dtypes = sharded.DTYPES
+
+    def missing(self) -> str | None:
+        return super().missing() or sharded.host_device_problem(self._jax())
+
+    def devices(self) -> tuple[str, ...]:
+        return ("cpu",)
+
+    def asarray(self, array: np.ndarray, dtype: str | None, device: str) -> Any:
+        x = self._jax().numpy.asarray(array)
+        return x.astype(dtype) if dtype and array.dtype.kind == "f" else x
+
+
+@dataclass(frozen=True)
+class DistributedBackend(Backend):
+    """The ``torch-distributed`` column: every cell on the gloo ranks of
+    :mod:`~xentropy.conformance._rank`."""
+
+    def missing(self) -> str | None:
+        problem = super().missing()
+        if problem is None and not _import("torch.distributed").is_gloo_available():
+            return f"{NOT_INSTALLED} (this torch has no gloo backend)"
+        return problem
+
+    def evaluate(
+        self, case: Case, arrays: Mapping[str, Any], dtype: str
+    ) -> tuple[Any, tuple[Any, ...]]:
+        from . import _rank
+
+        rounded = {k: self.framework.to_numpy(v) for k, v in arrays.items()}
+        return _rank.group().evaluate(case, rounded, dtype)
+
+    def dtypes(self) -> tuple[str, ...]:
+        return sharded.DTYPES
+
+    def derivative_skip_reason(self, case: Case, dtype: str, quantity: str) -> str | None:
+        return sharded.FIRST_ORDER_ONLY
+
+
+for _backend in (
+    DistributedBackend(
+        "torch-distributed",
+        TORCH,
+        adapter="xentropy.backends.torch.distributed",
+        dialect="torch-distributed",
+        native=False,
+    ),
+    Backend(
+        "jax-sharded",
+        JaxShardedFramework(),
+        adapter="xentropy.backends.jax.sharded",
+        dialect="jax-sharded",
+        native=False,
+    ),
 ):
     register_backend(_backend)
 

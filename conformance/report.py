@@ -59,6 +59,8 @@ SHORT_NAMES = {
     "tensorflow-adapter": "tf:ad",
     "tensorflow-v1-adapter": "tf1:ad",
     "keras-adapter": "keras:ad",
+    "torch-distributed": "torch:tp",  # tensor (vocabulary) parallel
+    "jax-sharded": "jax:tp",
     "torch-native": "torch:nat",
     "jax-native": "jax:nat",
     "tensorflow-native": "tf:nat",

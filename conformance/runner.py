@@ -43,7 +43,7 @@ from ._native_log import keep_native_logs_quiet
 from .backends import BACKENDS, FLOAT_DTYPES, Backend, is_builtin, select_backends
 from .cases import Case, generate_cases
 from .reference import compute_dtype, hvp_reference, reference, target_gradient_reference
-from .tolerances import HVP_STEP, Comparison, compare, format_ulps, hvp_slack
+from .tolerances import HVP_STEP, Comparison, compare, format_ulps, hvp_slack, summed_terms
 
 FIRST_ORDER = ("value", "gradient")
 # gradients of the floating targets (and p of the information measures); Hessian-vector products
@@ -127,11 +127,15 @@ class RunResult:
 @dataclass(frozen=True)
 class Allowance:
     """How one expected array is compared: only where ``defined`` (None: everywhere; a
-    derivative that does not exist is not compared), and beyond the reference's own absolute
-    uncertainty ``slack`` (:func:`~xentropy.conformance.tolerances.hvp_slack`)."""
+    derivative that does not exist is not compared), beyond the reference's own absolute
+    uncertainty ``slack`` (:func:`~xentropy.conformance.tolerances.hvp_slack`), and under the
+    tolerance of its ``quantity`` and the case's ``terms``
+    (:func:`~xentropy.conformance.tolerances.tolerance`)."""
 
     defined: np.ndarray | None = None
     slack: float = 0.0
+    quantity: str = "value"
+    terms: int = 1
 
     def masked(self, actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both arrays with the entries outside ``defined`` set to 0 (unchanged when
@@ -185,16 +189,22 @@ class _Evaluator:
         along = {f"direction/{k}": v for k, v in directions.items()} if quantity == "hvp" else {}
         key = (quantity, compute_dtype(dtype), *_reference_key(case, {**rounded, **along}))
 
+        terms = summed_terms(case.arrays)
+
         def compute() -> tuple[tuple[np.ndarray, ...], tuple[Allowance, ...]]:
             if quantity == "target_gradient":
                 grads, defined = target_gradient_reference(
                     case.variant, rounded, case.options, case.target_grad_of, dtype
                 )
-                return grads, tuple(Allowance(defined=d) for d in defined)
+                return grads, tuple(
+                    Allowance(defined=d, quantity=quantity, terms=terms) for d in defined
+                )
             products = hvp_reference(
                 case.variant, rounded, case.options, case.grad_of, directions, HVP_STEP, dtype
             )
-            return products, tuple(Allowance(slack=hvp_slack(p)) for p in products)
+            return products, tuple(
+                Allowance(slack=hvp_slack(p), quantity=quantity, terms=terms) for p in products
+            )
 
         return self._cached(key, compute)
 
@@ -256,7 +266,7 @@ class _Evaluator:
             except Exception as exc:
                 cells = cells_of(FIRST_ORDER, "fail", _error_text(exc))
             else:
-                checks = self._compare(backend, result, expected, dtype)
+                checks = self._compare(backend, result, expected, dtype, summed_terms(case.arrays))
                 cells = [
                     self._cell(base, q, "reference", c)
                     for q, c in zip(FIRST_ORDER, checks, strict=True)
@@ -319,12 +329,14 @@ class _Evaluator:
             )
         return cells
 
-    def _compare(self, backend: Backend, result, expected, dtype: str) -> list[Comparison]:
+    def _compare(
+        self, backend: Backend, result, expected, dtype: str, terms: int
+    ) -> list[Comparison]:
         value, grads = result
         expected_value, expected_grads = expected
-        plain = (Allowance(),) * len(expected_grads)
+        plain = (Allowance(quantity="gradient", terms=terms),) * len(expected_grads)
         return [
-            self._compare_one(backend, value, expected_value, dtype),
+            self._compare_one(backend, value, expected_value, dtype, Allowance(terms=terms)),
             self._compare_all(backend, grads, expected_grads, dtype, plain, "gradients"),
         ]
 
@@ -368,7 +380,13 @@ class _Evaluator:
             return Comparison(False, np.inf, np.inf, np.inf, f"result dtype {made}, not {dtype}")
         allowance = allowance or Allowance()
         precision = backend.precision(dtype)
-        return compare(*allowance.masked(values, expected), precision, slack=allowance.slack)
+        return compare(
+            *allowance.masked(values, expected),
+            precision,
+            slack=allowance.slack,
+            quantity=allowance.quantity,
+            terms=allowance.terms,
+        )
 
     @staticmethod
     def _cell(
@@ -412,12 +430,13 @@ class _Evaluator:
             ((result[0],), None if native is None else (native[0],), (expected[0],)),
             (result[1], None if native is None else native[1], expected[1]),
         ]
+        terms = summed_terms(case.arrays)
         return [
             self._against_native(
                 backend,
                 base,
                 quantity,
-                (ours, theirs, exact, (Allowance(),) * len(exact)),
+                (ours, theirs, exact, (Allowance(quantity=quantity, terms=terms),) * len(exact)),
                 own,
                 problem,
                 dtype,
@@ -462,7 +481,13 @@ class _Evaluator:
         precision = backend.native_precision(dtype)
         between = _combine(
             [
-                compare(*allowance.masked(o, t), precision, factor=2.0)
+                compare(
+                    *allowance.masked(o, t),
+                    precision,
+                    factor=2.0,
+                    quantity=allowance.quantity,
+                    terms=allowance.terms,
+                )
                 for o, t, allowance in zip(ours_np, theirs_np, allowed, strict=True)
             ]
         )
@@ -470,7 +495,13 @@ class _Evaluator:
             return self._cell(base, quantity, "native", between)
         native_error = _combine(
             [
-                compare(*allowance.masked(t, e), precision, slack=allowance.slack)
+                compare(
+                    *allowance.masked(t, e),
+                    precision,
+                    slack=allowance.slack,
+                    quantity=allowance.quantity,
+                    terms=allowance.terms,
+                )
                 for t, e, allowance in zip(theirs_np, exact, allowed, strict=True)
             ]
         )
@@ -585,6 +616,8 @@ COSTS = {
     "tensorflow-adapter": 11.0,
     "tensorflow-v1-adapter": 8.0,
     "keras-adapter": 15.0,
+    "torch-distributed": 40.0,  # starting the gloo ranks; 3 dtypes
+    "jax-sharded": 300.0,  # a compilation per cell, 3 dtypes
 }
 REFERENCE_CHECK = ("reference check", "")
 Unit = tuple[tuple[str, str], ...]  # (backend name, dtype) pairs run by one process together

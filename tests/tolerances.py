@@ -1,7 +1,8 @@
 """One per-dtype tolerance table, and ``assert_close`` that reports errors in ulps of the dtype.
 
 The starting point is PyTorch's ``torch.testing.assert_close`` defaults
-(``torch/testing/_comparison.py``). A result passes where
+(``torch/testing/_comparison.py``); float64 is tightened to catch a float32 slip (see
+``VALUE_TOLERANCES``). A result passes where
 ``|actual - expected| <= atol + rtol * |expected|`` elementwise; NaN must meet NaN and an infinity
 the same infinity.
 """
@@ -11,12 +12,22 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-# dtype name -> (rtol, atol): PyTorch's assert_close defaults.
+# dtype name -> (rtol, atol): PyTorch's assert_close defaults, but float64. Its default there
+# (1e-7, 4.5e8 ulps) lets through a float64 path that computes a constant in float32 (a relative
+# 1e-9 to 1e-8); 1e-12 (4.5e3 ulps) fails that slip by a factor of 2,700 and more. Measured
+# 2026-12-01 by logging, in every assert_close call on the default table, the worst
+# |a - e| / (eps (|e| + atol / rtol)) over the test files that import this module, from
+# test_bad_input_matrix to test_linear_weights_and_probabilities in name order (test_jax_adapter
+# in part): float64 values 6.9 eps
+# (test_class_weights.py::test_against_reference[*-float64-effective_number-False]), gradients
+# 6.2 eps (test_linear_grad_in_forward.py::test_adapter_gradients_match_native[plain-sum]).
+# The margin over those (650x) is for comparisons with other implementations in float64: the
+# conformance matrix measures an optax loss up to 781 eps off ours (conformance/tolerances.py).
 VALUE_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (1e-3, 1e-5),
     "bfloat16": (1.6e-2, 1e-5),
     "float32": (1.3e-6, 1e-5),
-    "float64": (1e-7, 1e-7),
+    "float64": (1e-12, 1e-12),
 }
 
 # Gradients: the same table. A reduced loss's gradient entries are small (p - onehot over a total

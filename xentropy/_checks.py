@@ -32,7 +32,7 @@ from ._errors import (
     WrongDtype,
     ref,
 )
-from ._namespace import is_readable, namespace_of
+from ._namespace import is_readable, isdtype, namespace_of, remembered
 from ._types import Reduction
 
 REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
@@ -205,7 +205,7 @@ def check_finite_number(
 def check_floating(xp: Any, x: Any, name: str, *, prediction: bool = False) -> None:
     """Raise :class:`WrongDtype` unless ``x`` (named ``name``) is real floating;
     ``prediction``: ``x`` is the prediction (logits or probabilities)."""
-    if not xp.isdtype(x.dtype, "real floating"):
+    if not isdtype(xp, x.dtype, "real floating"):
         raise WrongDtype(
             f"{ref(name)} must be a real floating-point array; got dtype {x.dtype}",
             prediction=name if prediction else None,
@@ -276,17 +276,28 @@ def _is_empty(x: Any) -> bool:
 
 
 def _within(xp: Any, x: Any, low: float | None, high: float | None) -> bool:
-    """One synchronising answer from two read-only reductions (NaN fails both comparisons).
+    """Whether every entry of ``x`` lies in ``[low, high]``, from two read-only reductions read
+    back as Python numbers (a NaN extreme fails both comparisons).
 
-    The common case, valid input, costs no temporaries; only a failure pays for the full
-    element-wise search that names the offending value.
+    The common case, valid input, costs no temporaries and no element-wise pass (two reductions,
+    where comparing on the device took three more operations per call); only a failure pays for
+    the full element-wise search that names the offending value. Both reductions are queued
+    before the first is read, so a device waits once.
     """
-    ok = None
-    if low is not None:
-        ok = xp.min(x) >= low
-    if high is not None:
-        ok = xp.max(x) <= high if ok is None else ok & (xp.max(x) <= high)
-    return ok is None or bool(ok)
+    lowest = None if low is None else xp.min(x)
+    highest = None if high is None else xp.max(x)
+    integral = isdtype(xp, x.dtype, "integral")
+    if low is not None and not _read(lowest, integral) >= low:
+        return False
+    return high is None or _read(highest, integral) <= high
+
+
+def _read(value: Any, integral: bool) -> int | float:
+    """A 0-d array as a Python number (detached first where an autodiff follows it: torch
+    warns on reading a tensor that requires grad)."""
+    if getattr(value, "requires_grad", False):
+        value = value.detach()
+    return int(value) if integral else float(value)
 
 
 def comparable_indices(
@@ -298,25 +309,40 @@ def comparable_indices(
     ``targets < 300`` becomes ``targets < 44``: an unsigned or small index dtype is widened first
     (to int32, or int64 where the bounds need it).
     """
-    info = xp.iinfo(targets.dtype)
+    wide = _comparison_dtype(xp, targets.dtype, num_classes, ignore_index)
+    return targets if wide is None else xp.astype(targets, wide)
+
+
+@remembered
+def _comparison_dtype(
+    xp: Any, dtype: Any, num_classes: int | None, ignore_index: int | None
+) -> Any | None:
+    """The dtype :func:`comparable_indices` widens ``dtype`` to, or None where it holds them."""
+    info = xp.iinfo(dtype)
     bounds = [-1] + [b for b in (num_classes, ignore_index) if b is not None]
     if info.min <= min(bounds) and max(bounds) <= info.max:
-        return targets
-    wide = xp.int32 if min(bounds) >= -(2**31) and max(bounds) < 2**31 else xp.int64
-    return xp.astype(targets, wide)
+        return None
+    return xp.int32 if min(bounds) >= -(2**31) and max(bounds) < 2**31 else xp.int64
 
 
 def check_class_indices(
     xp: Any, targets: Any, num_classes: int, ignore_index: int | None, name: str = "targets"
-) -> None:
+) -> bool:
+    """Raise :class:`ClassIndexOutOfRange` for an index outside ``[0, C)`` that is not
+    ``ignore_index``. Returns whether the check found that no target is ``ignore_index`` (the
+    operator may then drop its mask of ignored examples); False where it did not look."""
     if _is_empty(targets):
-        return
+        return False
     targets = comparable_indices(xp, targets, num_classes, ignore_index)
+    if _within(xp, targets, 0, num_classes - 1):
+        # every index in range (the common case, found without a select): none is an
+        # ignore_index outside the classes
+        return ignore_index is not None and not 0 <= ignore_index < num_classes
     kept = targets
     if ignore_index is not None:
         kept = xp.where(targets == ignore_index, xp.zeros_like(targets), targets)
     if _within(xp, kept, 0, num_classes - 1):
-        return
+        return False
     invalid = (targets < 0) | (targets >= num_classes)
     if ignore_index is not None:
         invalid = invalid & (targets != ignore_index)
@@ -333,6 +359,7 @@ def check_class_indices(
             num_classes=num_classes,
             count=count,
         )
+    return False
 
 
 def check_range(

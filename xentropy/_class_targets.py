@@ -35,7 +35,7 @@ from ._checks import (
 )
 from ._errors import InvalidOption, ShapeMismatch, WrongDtype, ref
 from ._evaluate import is_array_value
-from ._namespace import device_of, is_readable, weight_dtype
+from ._namespace import device_of, is_readable, isdtype, remembered, weight_dtype
 
 
 def is_sparse(predictions: Any, targets: Any) -> bool:
@@ -43,6 +43,11 @@ def is_sparse(predictions: Any, targets: Any) -> bool:
 
 
 def indexing_dtype(xp: Any) -> Any:
+    return _indexing_dtype(xp)
+
+
+@remembered
+def _indexing_dtype(xp: Any) -> Any:
     return xp.__array_namespace_info__().default_dtypes()["indexing"]
 
 
@@ -57,9 +62,14 @@ def check_class_targets(
     ignore_index: int | None,
     label_smoothing: Hyperparameter,
     values: bool,
-) -> None:
+) -> bool:
     """Static checks always; value checks (label range, weights, array hyperparameters) when
-    ``values`` is true."""
+    ``values`` is true.
+
+    Returns whether the value checks found that no class-index target is ``ignore_index`` (see
+    :func:`~xentropy._checks.check_class_indices`); False where they did not look.
+    """
+    unused_ignore_index = False
     pred = ref(prediction_name)
     check_floating(xp, predictions, prediction_name, prediction=True)
     axis = normalize_axis(axis, predictions.ndim)
@@ -68,16 +78,17 @@ def check_class_targets(
     num_classes = shape[axis]
     expected = shape[:axis] + shape[axis + 1 :]
     if is_sparse(predictions, targets):
-        check_same_shape(
-            "targets",
-            targets,
-            expected,
-            f"class-index targets must have the shape of {pred} {format_shape(shape)} "
-            f"without axis {axis}:",
-            prediction=prediction_name,
-            form="class_indices",
-        )
-        if not xp.isdtype(targets.dtype, "integral"):
+        if not shapes_match(tuple(targets.shape), expected):  # the message only on failure
+            check_same_shape(
+                "targets",
+                targets,
+                expected,
+                f"class-index targets must have the shape of {pred} {format_shape(shape)} "
+                f"without axis {axis}:",
+                prediction=prediction_name,
+                form="class_indices",
+            )
+        if not isdtype(xp, targets.dtype, "integral"):
             soft = f" (pass probabilities with the shape of {pred} for soft targets)"
             raise WrongDtype(
                 f"{{targets}} of shape {format_shape(targets.shape)} holds class indices and must "
@@ -90,7 +101,7 @@ def check_class_targets(
                 form="class_indices",
             )
         if values and num_classes is not None:
-            check_class_indices(xp, targets, num_classes, ignore_index)
+            unused_ignore_index = check_class_indices(xp, targets, num_classes, ignore_index)
     elif targets.ndim == predictions.ndim:
         if _is_unsqueezed_indices(xp, targets, expected, axis, num_classes):
             raise ShapeMismatch(
@@ -135,6 +146,14 @@ def check_class_targets(
         )
     if class_weight is not None:
         check_class_weight(xp, class_weight, num_classes, values=values)
+    return unused_ignore_index
+
+
+def without_unused_ignore_index(unused: bool) -> dict[str, Any] | None:
+    """The change of options an operator's ``check`` returns when its checks found that no
+    target is ``ignore_index``: without it the forward and backward need no mask of ignored
+    examples (and a mean divides by the static count), with the very same numbers."""
+    return {"ignore_index": None} if unused else None
 
 
 def _axis_words(axis: int, shape: tuple[int | None, ...]) -> str:
@@ -232,7 +251,7 @@ class SparseTargets:
         if self.keep is not None and self.ignores:
             # an invalid row is kept here so that the NaN product below reaches its gradient
             kept = self.keep if self.invalid is None else self.keep | self.invalid
-            losses = xp.where(kept, losses, xp.zeros_like(losses))
+            losses = xp.where(kept, losses, 0.0)
         return nan_where(xp, self.invalid, losses)
 
 
@@ -243,8 +262,8 @@ def sparse_targets(
     if checked:
         targets = comparable_indices(xp, targets, num_classes, ignore_index)
         keep = None if ignore_index is None else targets != ignore_index
-        index = targets if keep is None else xp.where(keep, targets, xp.zeros_like(targets))
-        index = xp.astype(index, indexing_dtype(xp), copy=False)
+        index = targets if keep is None else xp.where(keep, targets, 0)
+        index = as_dtype(xp, index, indexing_dtype(xp))
         return SparseTargets(
             index=index,
             keep=keep,
@@ -259,8 +278,7 @@ def sparse_targets(
     else:
         not_ignored = targets != ignore_index
         keep, invalid = in_range & not_ignored, ~in_range & not_ignored
-    index = xp.where(in_range, targets, xp.zeros_like(targets))
-    index = xp.astype(index, indexing_dtype(xp))
+    index = as_dtype(xp, xp.where(in_range, targets, 0), indexing_dtype(xp))
     return SparseTargets(
         index=index,
         keep=keep,
@@ -280,9 +298,12 @@ def target_weight(
     return gathered_weight(xp, sparse, class_weight, dtype)
 
 
-def gathered_weight(xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any) -> Any:
-    """Per-example target weight ``w[y_i]`` (0 for ignored and invalid examples)."""
-    keep = sparse.keep_as(xp, dtype)
+def gathered_weight(
+    xp: Any, sparse: SparseTargets, class_weight: Any | None, dtype: Any, *, keep: Any = None
+) -> Any:
+    """Per-example target weight ``w[y_i]`` (0 for ignored and invalid examples); ``keep``:
+    ``sparse.keep_as(xp, dtype)`` where the caller has it."""
+    keep = sparse.keep_as(xp, dtype) if keep is None else keep
     if class_weight is None:
         return keep
     shape = tuple(sparse.index.shape)
@@ -416,12 +437,17 @@ def nan_rows_outside(
     return xp.where(xp.all(ok, axis=-1, keepdims=True), x, xp.full_like(x, float("nan")))
 
 
+def as_dtype(xp: Any, x: Any, dtype: Any) -> Any:
+    """``xp.astype(x, dtype, copy=False)``: ``x`` itself, without a call, where it has ``dtype``."""
+    return x if x.dtype == dtype else xp.astype(x, dtype, copy=False)
+
+
 def cast_weight(xp: Any, weight: Any | None, dtype: Any, *, checked: bool = False) -> Any | None:
     """A weight array (class_weight, alpha, pos_weight) in ``dtype``, NaN where negative
     (unless ``checked``: its values passed the eager checks)."""
     if weight is None:
         return None
-    weight = xp.astype(weight, dtype, copy=False)
+    weight = as_dtype(xp, weight, dtype)
     return nan_outside(xp, weight, low=0.0, checked=checked)
 
 
@@ -434,7 +460,7 @@ def nan_where(xp: Any, invalid: Any | None, x: Any) -> Any:
     # a product, not ``where(invalid, nan, x)``: autodiff then carries the NaN into the
     # gradient of everything ``x`` depends on (a select would give those rows a zero gradient)
     one = xp.ones((), dtype=x.dtype, device=device_of(xp, x))
-    return x * xp.where(invalid, xp.full_like(one, float("nan")), one)
+    return x * xp.where(invalid, float("nan"), one)
 
 
 def safe_weighted_log(xp: Any, weights: Any, log_values: Any) -> Any:

@@ -1,7 +1,8 @@
 """Running a loss operator: checks, forward, and the gradient for ``value_and_grad``.
 
 A loss operator is a frozen dataclass of static options with three methods:
-``check(xp, *arrays, values)`` raises on bad input, ``forward(xp, *arrays)`` returns the loss and
+``check(xp, *arrays, values)`` raises on bad input (and may return options that its value checks
+found to make no difference to these inputs), ``forward(xp, *arrays)`` returns the loss and
 the residuals its backward needs, ``backward(xp, residuals, cotangent)`` returns the gradient with
 respect to the prediction. The framework adapters register the same pair with each autodiff
 system; NumPy users reach it through :func:`value_and_grad`.
@@ -13,11 +14,11 @@ import contextvars
 import dataclasses
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
-from ._errors import forward_parameters
-from ._namespace import is_lazy, is_readable, namespace_of
+from ._errors import MixedArrayTypes, forward_parameters
+from ._namespace import is_lazy, is_readable, namespace_of, python_is_traced
 from ._native import differentiable_spelling
 
 
@@ -28,7 +29,7 @@ class LossOperator(Protocol):
     @property
     def values_checked(self) -> bool: ...
 
-    def check(self, xp: Any, *arrays: Any, **options: Any) -> None: ...
+    def check(self, xp: Any, *arrays: Any, **options: Any) -> Mapping[str, Any] | None: ...
 
     def forward(self, xp: Any, *arrays: Any, **options: Any) -> tuple[Any, tuple[Any, ...]]: ...
 
@@ -47,7 +48,17 @@ def hyperparameter(default: Any) -> Any:
 
 
 def hyperparameter_names(op: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(op) if f.metadata.get("hyperparameter"))
+    traced = python_is_traced()
+    names = None if traced else _hyperparameter_names.get(type(op))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(op) if f.metadata.get("hyperparameter"))
+        if not traced:
+            _hyperparameter_names[type(op)] = names
+    return names
+
+
+# operator class -> the names of its hyperparameter fields
+_hyperparameter_names: dict[type, tuple[str, ...]] = {}
 
 
 def array_hyperparameters(op: Any) -> dict[str, Any]:
@@ -56,8 +67,8 @@ def array_hyperparameters(op: Any) -> dict[str, Any]:
     An operator with any is not hashable and has no analytic backward for them: the adapters run
     it through :func:`differentiable_loss`, their framework's autodiff of the plain forward.
     """
-    values = {name: getattr(op, name) for name in hyperparameter_names(op)}
-    return {name: v for name, v in values.items() if is_array_value(v)}
+    values = ((name, getattr(op, name)) for name in hyperparameter_names(op))
+    return {name: v for name, v in values if is_array_value(v)}
 
 
 def is_array_value(value: Any) -> bool:
@@ -142,12 +153,72 @@ def checked_operator(
     returned operator has ``values_checked=True`` (see :class:`CheckedValues`). Adapters call
     this before handing ``op.forward`` and ``op.backward`` to their framework's autodiff.
     """
-    xp = namespace_of(*arrays, names=forward_parameters(op))
+    try:
+        xp = namespace_of(*arrays)
+    except MixedArrayTypes:  # again, for the message: it names the arguments
+        xp = namespace_of(*arrays, names=forward_parameters(op))
     values = validate and not is_lazy(prediction)
-    op.check(xp, *arrays, values=values)
+    changes = op.check(xp, *arrays, values=values)
     if values and not op.values_checked:
-        op = dataclasses.replace(op, values_checked=True)
+        op = with_values_checked(op, changes)
     return xp, op
+
+
+# operator -> the same with values_checked=True, for operators of constant options (hashable)
+_checked_variants: dict[Any, Any] = {}
+
+
+def with_values_checked(op: LossOperator, changes: Mapping[str, Any] | None = None) -> LossOperator:
+    """``dataclasses.replace(op, values_checked=True, **changes)``, remembered for an operator
+    whose fields are all constants (an adapter makes the same few operators on every call).
+
+    ``changes``: options that the value checks found to make no difference to these inputs
+    (``ignore_index`` when no target is it), returned by ``op.check``.
+    """
+    changes = changes or {}
+    key = None if python_is_traced() else _constant_key(op)
+    if key is not None and changes:
+        key = (key, tuple(changes.items()))
+    checked = None if key is None else _checked_variants.get(key)
+    if checked is None:
+        checked = dataclasses.replace(op, values_checked=True, **changes)
+        if key is not None:
+            if len(_checked_variants) >= 512:
+                _checked_variants.clear()
+            _checked_variants[key] = checked
+    return checked
+
+
+_CONSTANT_TYPES = (type(None), bool, int, float, str)
+
+
+def _constant_key(op: Any) -> tuple[Any, ...] | None:
+    """The fields of the operator ``op`` with their types, when every one is a Python constant
+    (None, a number, a string, or a tuple of them); else None."""
+    values = tuple(getattr(op, name) for name in field_names(op))
+    if not all(_is_constant_value(v) for v in values):
+        return None
+    return (type(op), values, tuple(map(type, values)))
+
+
+def _is_constant_value(value: Any) -> bool:
+    if type(value) is tuple:
+        return all(_is_constant_value(v) for v in value)
+    return type(value) in _CONSTANT_TYPES
+
+
+def field_names(op: Any) -> tuple[str, ...]:
+    """The names of the fields of the dataclass instance ``op``."""
+    traced = python_is_traced()
+    names = None if traced else _field_names.get(type(op))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(op))
+        if not traced:
+            _field_names[type(op)] = names
+    return names
+
+
+_field_names: dict[type, tuple[str, ...]] = {}
 
 
 # top-level module of an array type -> "module:function" running an operator under that

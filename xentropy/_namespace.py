@@ -9,6 +9,7 @@ idea): importing xentropy imports no framework.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,14 @@ _EXTRA_NAMESPACES: dict[str, str] = {
 }
 
 
+# Array libraries whose namespace follows from the array's type alone, so that it may be
+# remembered per tuple of argument types (NumPy is not among them: array-api-compat gives a
+# JAX zero-gradient array, a NumPy array of dtype float0, JAX's namespace)
+_TYPE_DETERMINED = frozenset({"torch", "jax", "jaxlib", "tensorflow", "array_api_strict", "dask"})
+_by_types: dict[tuple[type, ...], Any] = {}
+_BY_TYPES_MAX = 256
+
+
 def register_namespace(array_module: str, namespace_module: str) -> None:
     """Make the core accept arrays whose type lives in ``array_module``.
 
@@ -32,6 +41,7 @@ def register_namespace(array_module: str, namespace_module: str) -> None:
     define ``is_lazy_array(x) -> bool``.
     """
     _EXTRA_NAMESPACES[array_module] = namespace_module
+    _by_types.clear()
 
 
 def _extra_namespace_of(x: Any) -> ModuleType | None:
@@ -51,7 +61,35 @@ def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> Any:
     ``numpy.ndarray``), raise :class:`~xentropy._errors.MixedArrayTypes` (a ``TypeError``)
     naming the arguments, ``names`` (one per array; by default ``argument 1``, ...). A
     registered namespace (TensorFlow's) takes the arrays it is given with its own tensors.
+
+    The answer is remembered per tuple of argument types for the libraries whose namespace
+    follows from the type (PyTorch, JAX, TensorFlow, ...): an adapter asks on every call.
     """
+    if python_is_traced():
+        return _namespace_of(arrays, names)
+    key = tuple(map(type, arrays))
+    xp = _by_types.get(key)
+    if xp is not None:
+        return xp
+    xp = _namespace_of(arrays, names)
+    roots = {t.__module__.partition(".")[0] for t in key if t not in _SCALAR_TYPES}
+    if roots and roots <= _TYPE_DETERMINED and len(_by_types) < _BY_TYPES_MAX:
+        _by_types[key] = xp
+    return xp
+
+
+def python_is_traced() -> bool:
+    """Whether a compiler that traces Python bytecode (``torch.compile``'s dynamo) is running
+    this code: module state must then be neither read (it would guard on it) nor written (a
+    side effect it refuses inside an ``autograd.Function``), so the caches step aside."""
+    compiler = getattr(sys.modules.get("torch"), "compiler", None)
+    return compiler is not None and compiler.is_compiling()
+
+
+_SCALAR_TYPES = (type(None), bool, int, float, complex)
+
+
+def _namespace_of(arrays: tuple[Any, ...], names: Sequence[str] | None) -> Any:
     if any(isinstance(a, (list, tuple)) for a in arrays):
         raise _mixed(arrays, names)
     present = [a for a in arrays if _is_array(a)]
@@ -116,9 +154,32 @@ def is_readable(x: Any) -> bool:
     return True
 
 
+# Questions about dtypes are asked on every call of every loss, and the namespaces' answers
+# cost a microsecond or two of Python each: they are remembered, except under dynamo (which
+# warns of every cache it meets, and traces the function under it anyway).
+
+
+def remembered(fn: Any) -> Any:
+    """``fn`` (of hashable arguments) with its answers remembered outside dynamo's tracing."""
+    cached = functools.lru_cache(maxsize=1024)(fn)
+
+    @functools.wraps(fn)
+    def answer(*args: Any) -> Any:
+        return fn(*args) if python_is_traced() else cached(*args)
+
+    return answer
+
+
+@remembered
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype arithmetic runs in: float32 for 16-bit floats, else the input's own dtype."""
     return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+@remembered
+def isdtype(xp: Any, dtype: Any, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)`` for a ``kind`` name."""
+    return bool(xp.isdtype(dtype, kind))
 
 
 def weight_dtype(xp: Any, like: Any) -> Any | None:

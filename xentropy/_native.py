@@ -238,6 +238,23 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
     return xp.sum(a * xp.minimum(d, big) + hits, axis=-1)
 
 
+def rows_with_bad_targets(xp: Any, t: Any) -> Any:
+    """Whether each row (last axis) of the targets ``t`` holds a negative entry; for the
+    standard spelling, also a NaN one.
+
+    ``~(min(t) >= 0)``, where a NaN minimum fails the test. TensorFlow's NaN-propagating
+    ``min`` takes three passes over ``t`` (a minimum, ``isnan``, ``any``; under XLA the
+    ``isnan`` lands in ``(N, C)`` memory), so TensorFlow takes its plain one-pass minimum,
+    which XLA's CPU backend lets skip a NaN: a NaN target already makes its row's loss and
+    gradient NaN by arithmetic (it enters the weighted sum and the row's target total).
+    """
+    if _is_tensorflow(xp) and not _differentiable_depth:
+        import tensorflow as tf
+
+        return tf.logical_not(tf.reduce_min(t, axis=-1) >= 0)
+    return ~(xp.min(t, axis=-1) >= 0)
+
+
 def weighted_sum_marks_negative(xp: Any) -> bool:
     """Whether :func:`weighted_sum` gives a negative (or NaN) sum to every row holding a
     negative (or NaN) ``a``: JAX's spelling, whose second term is then ``(a big) big``, at most
@@ -369,15 +386,18 @@ def fused_sigmoid_cross_entropy(xp: Any, x: Any, t: Any, pos_weight: Any | None)
 def sigmoid_cross_entropy_keeping_exps(
     xp: Any, x: Any, t: Any, pos_weight: Any | None
 ) -> tuple[Any, tuple[Any, Any] | None] | None:
-    r""":func:`fused_sigmoid_cross_entropy`, and for NumPy without ``pos_weight`` the pair
-    ``(exp(-|x|), x >= 0)`` it went through (else None in its place), for
-    :func:`sigmoid_from_exps`: NumPy runs forward and backward back to back, and the backward
-    then needs no exponential of its own. None where the framework has no fused spelling.
+    r""":func:`fused_sigmoid_cross_entropy`, and for NumPy (and TensorFlow under XLA) without
+    ``pos_weight`` the pair ``(exp(-|x|), x >= 0)`` it went through (else None in its place),
+    for :func:`sigmoid_from_exps`: NumPy runs forward and backward back to back, XLA compiles
+    them into one program, and the backward then needs no exponential of its own. None where
+    the framework has no fused spelling.
     """
     if _differentiable_depth:
         return None  # the core's differentiable spelling (abs and relu: 0 derivative at 0)
     if _is_numpy(xp) and pos_weight is None:
         return _numpy_sigmoid_cross_entropy(x, t)
+    if _is_tensorflow(xp) and pos_weight is None and _tensorflow_under_xla():
+        return _xla_sigmoid_cross_entropy(x, t)
     if not _is_torch(xp):
         return None
     import torch
@@ -410,13 +430,29 @@ def _numpy_sigmoid_cross_entropy(x: Any, t: Any) -> tuple[Any, tuple[Any, Any]]:
     return loss, (exps, positive)
 
 
+def _xla_sigmoid_cross_entropy(x: Any, t: Any) -> tuple[Any, tuple[Any, Any]]:
+    """The core's standard spelling (bit for bit), keeping ``exp(-|x|)`` and ``x >= 0``: XLA
+    compiles forward and backward into one program, and its HLO otherwise takes the
+    exponential twice (``exp(-|x|)`` for the loss, the logistic for the gradient)."""
+    import tensorflow as tf
+
+    exps = tf.exp(-tf.abs(x))
+    positive = x >= 0
+    loss = x * (tf.cast(positive, x.dtype) - t) + tf.math.log1p(exps)
+    return loss, (exps, positive)
+
+
 def sigmoid_from_exps(xp: Any, kept: tuple[Any, Any]) -> Any:
     r""":math:`\sigma(x) = [x \ge 0 \;?\; 1 : e] / (1 + e)` from the pair ``(e, x >= 0)`` of
-    :func:`sigmoid_cross_entropy_keeping_exps` (``e = exp(-|x|)``), written into ``e`` (the
-    values of :func:`sigmoid`'s standard spelling, bit for bit)."""
+    :func:`sigmoid_cross_entropy_keeping_exps` (``e = exp(-|x|)``), written into ``e`` for
+    NumPy (the values of :func:`sigmoid`'s standard spelling, bit for bit), a fresh array for
+    TensorFlow."""
+    exps, positive = kept
+    if not _is_numpy(xp):
+        one = xp.ones((), dtype=exps.dtype, device=device_of(xp, exps))
+        return xp.where(positive, one, exps) / (1.0 + exps)
     import numpy as np
 
-    exps, positive = kept
     denominator = np.add(exps, 1.0, dtype=exps.dtype)
     np.copyto(exps, 1.0, where=positive)
     np.divide(exps, denominator, out=exps)
@@ -448,6 +484,8 @@ def take_along_last_axis(xp: Any, x: Any, index: Any) -> Any:
         # the index is in range: no NaN fill (a compare and a select per row under XLA)
         at = index[..., None]
         return jnp.take_along_axis(x, at, axis=-1, mode="promise_in_bounds")[..., 0]
+    if _is_torch(xp):  # the index is in range: a plain gather (no negative-index fix-up)
+        return x.gather(-1, index[..., None])[..., 0]
     take_along_axis = getattr(xp, "take_along_axis", None)
     if take_along_axis is not None:
         return take_along_axis(x, index[..., None], axis=-1)[..., 0]

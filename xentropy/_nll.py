@@ -19,18 +19,20 @@ from typing import Any
 
 from ._checks import check_reduction, format_shape
 from ._class_targets import (
+    as_dtype,
     cast_weight,
     check_class_targets,
-    gathered_weight,
     move_class_axis_back,
     move_class_axis_last,
     nan_where,
     sparse_targets,
+    target_weight,
+    without_unused_ignore_index,
 )
 from ._errors import ShapeMismatch
 from ._evaluate import CheckedValues
-from ._namespace import compute_dtype, device_of
-from ._native import take_along_last_axis
+from ._namespace import compute_dtype
+from ._native import add_at_index, take_along_last_axis
 from ._reduction import reduce_backward, reduce_losses
 
 
@@ -48,7 +50,9 @@ class NegativeLogLikelihood(CheckedValues):
     ignore_index: int | None = None
     reduction: str = "mean"
 
-    def check(self, xp: Any, scores: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
+    def check(
+        self, xp: Any, scores: Any, targets: Any, class_weight: Any, *, values: bool
+    ) -> dict[str, Any] | None:
         check_reduction(self.reduction)
         if targets.ndim != scores.ndim - 1:
             squeeze = targets.ndim == scores.ndim and targets.shape[self.axis] == 1
@@ -62,7 +66,7 @@ class NegativeLogLikelihood(CheckedValues):
                 shape=tuple(targets.shape),
                 form="class_indices",
             )
-        check_class_targets(
+        unused = check_class_targets(
             xp,
             scores,
             targets,
@@ -73,32 +77,38 @@ class NegativeLogLikelihood(CheckedValues):
             label_smoothing=0.0,
             values=values,
         )
+        return without_unused_ignore_index(unused)
 
     def _prepared(self, xp: Any, scores: Any, targets: Any, class_weight: Any | None) -> Any:
+        """The scores with the class axis last in the compute dtype, the :class:`SparseTargets`
+        and the per-example weights :math:`w_{y_i}` (None where every one is 1)."""
         dtype = compute_dtype(xp, scores.dtype)
-        x = xp.astype(move_class_axis_last(xp, scores, self.axis), dtype, copy=False)
+        x = as_dtype(xp, move_class_axis_last(xp, scores, self.axis), dtype)
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         sparse = sparse_targets(
             xp, targets, x.shape[-1], self.ignore_index, checked=self.values_checked
         )
-        return x, sparse, gathered_weight(xp, sparse, w, dtype)
+        return x, sparse, target_weight(xp, sparse, w, dtype)
 
     def forward(
         self, xp: Any, scores: Any, targets: Any, class_weight: Any | None = None
     ) -> tuple[Any, tuple[Any, ...]]:
         x, sparse, example_weight = self._prepared(xp, scores, targets, class_weight)
         picked = take_along_last_axis(xp, x, sparse.index)
-        losses = -example_weight * picked
+        # (-1 * picked is -picked, bit for bit: no product where every weight is 1)
+        losses = -picked if example_weight is None else -example_weight * picked
         losses = sparse.masked(xp, losses)
         loss, denominator = reduce_losses(xp, losses, example_weight, self.reduction)
-        return xp.astype(loss, scores.dtype), (scores, targets, class_weight, denominator)
+        return as_dtype(xp, loss, scores.dtype), (scores, targets, class_weight, denominator)
 
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
+        r""":math:`-w_{y_i} \bar g_i` at :math:`(i, y_i)` and 0 elsewhere: a scatter into zeros
+        (native's spelling), NaN rows for invalid indices."""
         scores, targets, class_weight, denominator = residuals
         x, sparse, example_weight = self._prepared(xp, scores, targets, class_weight)
-        g = reduce_backward(xp, xp.astype(cotangent, x.dtype), denominator, self.reduction)
-        classes = xp.arange(x.shape[-1], dtype=sparse.index.dtype, device=device_of(xp, x))
-        onehot = classes == sparse.index[..., None]
-        picked_weight = xp.where(onehot, -example_weight[..., None], xp.zeros_like(x))
-        grad = nan_where(xp, sparse.invalid, picked_weight * g[..., None])
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), scores.dtype, copy=False)
+        g = reduce_backward(xp, as_dtype(xp, cotangent, x.dtype), denominator, self.reduction)
+        picked = -g if example_weight is None else -example_weight * g
+        picked = xp.broadcast_to(picked, tuple(sparse.index.shape))
+        grad = add_at_index(xp, xp.zeros_like(x), sparse.index, picked)
+        grad = nan_where(xp, sparse.invalid, grad)
+        return as_dtype(xp, move_class_axis_back(xp, grad, self.axis), scores.dtype)

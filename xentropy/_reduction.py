@@ -32,9 +32,14 @@ def element_count(xp: Any, x: Any, dtype: Any) -> Any:
 
 
 def safe_divide(xp: Any, numerator: Any, denominator: Any, if_zero: float = math.nan) -> Any:
+    """``numerator / denominator``, and ``if_zero`` where the denominator is 0 (no division by
+    zero is carried out: NumPy warns of none)."""
     zero = denominator == 0
-    quotient = numerator / xp.where(zero, xp.ones_like(denominator), denominator)
-    return xp.where(zero, xp.full_like(quotient, if_zero), quotient)
+    if if_zero != if_zero:
+        # x / NaN is NaN whatever x: one select of the denominator does it
+        return numerator / xp.where(zero, math.nan, denominator)
+    quotient = numerator / xp.where(zero, 1.0, denominator)
+    return xp.where(zero, if_zero, quotient)
 
 
 def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> tuple[Any, Any]:

@@ -152,9 +152,12 @@ class SigmoidCrossEntropy(CheckedValues):
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
         t = self._targets(xp, targets, x)
-        if exps is not None:  # NumPy: the forward's exp(-|x|), used up here
+        if exps is not None:  # NumPy, XLA: the forward's exp(-|x|) (NumPy's is used up here)
             grad = sigmoid_from_exps(xp, exps)
-            grad -= t
+            if writable(xp, grad):
+                grad -= t
+            else:
+                grad = grad - t
         else:
             grad = sigmoid_cross_entropy_grad(
                 xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)

@@ -28,6 +28,7 @@ from ._checks import (
 )
 from ._class_targets import (
     SparseTargets,
+    as_dtype,
     as_weight_array,
     cast_weight,
     check_class_targets,
@@ -40,7 +41,7 @@ from ._class_targets import (
     move_class_axis_last,
     nan_where,
     sparse_targets,
-    target_weight,
+    without_unused_ignore_index,
 )
 from ._evaluate import CheckedValues, hyperparameter
 from ._namespace import compute_dtype, namespace_of
@@ -52,6 +53,7 @@ from ._native import (
     log_softmax,
     log_sum_exp,
     log_sum_exp_keeping_exps,
+    rows_with_bad_targets,
     softmax,
     subtract_product,
     take_along_last_axis,
@@ -82,12 +84,14 @@ class SoftmaxCrossEntropy(CheckedValues):
     softcap: Hyperparameter | None = hyperparameter(None)
     z_loss: Hyperparameter = hyperparameter(0.0)
 
-    def check(self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool) -> None:
+    def check(
+        self, xp: Any, logits: Any, targets: Any, class_weight: Any, *, values: bool
+    ) -> dict[str, Any] | None:
         check_reduction(self.reduction)
         check_finite_number("z_loss", self.z_loss, minimum=0.0, xp=xp, values=values)
         if self.softcap is not None:
             check_finite_number("softcap", self.softcap, minimum=1e-30, xp=xp, values=values)
-        check_class_targets(
+        unused = check_class_targets(
             xp,
             logits,
             targets,
@@ -98,6 +102,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             label_smoothing=self.label_smoothing,
             values=values,
         )
+        return without_unused_ignore_index(unused)
 
     def forward(
         self, xp: Any, logits: Any, targets: Any, class_weight: Any | None = None
@@ -128,9 +133,15 @@ class SoftmaxCrossEntropy(CheckedValues):
             lse = (shift, log_sum)
         z_lse = self._z_loss_lse(xp, z, lse)
         kept_bad_rows, kept_total = None, None  # found by the forward, for the backward
+        kept_targets, keep, invalid = targets, None, None
         if is_sparse(logits, targets):
             sparse = self._sparse(xp, targets, num_classes)
-            example_weight = target_weight(xp, sparse, w, dtype)
+            # the backward takes the prepared indices and masks instead of the targets
+            kept_targets, invalid = sparse.index, sparse.invalid
+            keep = None if sparse.keep is None else sparse.keep_as(xp, dtype)
+            example_weight = None
+            if w is not None or keep is not None:
+                example_weight = gathered_weight(xp, sparse, w, dtype, keep=keep)
             if fused:
                 log_p_target = take_along_last_axis(xp, log_p, sparse.index)
             else:
@@ -138,7 +149,9 @@ class SoftmaxCrossEntropy(CheckedValues):
                 z_target = take_along_last_axis(xp, z, sparse.index)
                 log_p_target = (z_target - lse[0]) - lse[1]
             losses = -(1.0 - eps) * log_p_target
-            if example_weight is not None:
+            if w is not None:
+                # without class weights the product by the 0/1 keep is left to the mask below
+                # (it selects the ignored rows, NaN marks the invalid): the same numbers
                 losses = losses * example_weight
             if may_be_nonzero(eps):
                 losses = losses - eps / num_classes * self._summed_log_p(xp, z, log_p, lse, w)
@@ -175,15 +188,16 @@ class SoftmaxCrossEntropy(CheckedValues):
         kept_log_p = log_p if keep_log_p else None
         kept_logits = logits if kept_log_p is None else None
         residuals = (
-            kept_logits, kept_log_p, targets, class_weight, shift, log_sum, exps, z_lse,
-            denominator, kept_bad_rows, kept_total, logits.dtype,
+            kept_logits, kept_log_p, kept_targets, class_weight, shift, log_sum, exps, z_lse,
+            denominator, kept_bad_rows, kept_total, logits.dtype, keep, invalid,
+            example_weight,
         )  # fmt: skip
-        return xp.astype(loss, logits.dtype), residuals
+        return as_dtype(xp, loss, logits.dtype), residuals
 
     def _capped_logits(self, xp: Any, logits: Any, dtype: Any) -> tuple[Any, Any | None]:
         """The logits with the class axis last in ``dtype``, soft-capped when ``softcap`` is set,
         and :math:`\tanh(z / s)` (None without a cap)."""
-        z = xp.astype(move_class_axis_last(xp, logits, self.axis), dtype, copy=False)
+        z = as_dtype(xp, move_class_axis_last(xp, logits, self.axis), dtype)
         if self.softcap is None:
             return z, None
         cap = hyperparameter_in(xp, self.softcap, z, POSITIVE, checked=self.values_checked)
@@ -262,7 +276,7 @@ class SoftmaxCrossEntropy(CheckedValues):
         )
         if self.values_checked or by_sign or xp.isdtype(t.dtype, "bool"):
             return a, None
-        return a, ~(xp.min(t, axis=-1) >= 0)  # a NaN minimum fails the test too
+        return a, rows_with_bad_targets(xp, t)
 
     def _sparse(self, xp: Any, targets: Any, num_classes: int) -> SparseTargets:
         return sparse_targets(
@@ -285,7 +299,7 @@ class SoftmaxCrossEntropy(CheckedValues):
     def backward(self, xp: Any, residuals: tuple[Any, ...], cotangent: Any) -> Any:
         (
             logits, log_p, targets, class_weight, shift, log_sum, exps, z_lse, denominator,
-            kept_bad_rows, kept_total, out_dtype,
+            kept_bad_rows, kept_total, out_dtype, keep, invalid, example_weight,
         ) = residuals  # fmt: skip
         lse = None if shift is None else (shift, log_sum)
         capped = None
@@ -297,16 +311,18 @@ class SoftmaxCrossEntropy(CheckedValues):
             z, like, dtype = None, log_p, log_p.dtype
         w = cast_weight(xp, class_weight, dtype, checked=self.values_checked)
         num_classes = like.shape[-1]
-        g = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        g = reduce_backward(xp, as_dtype(xp, cotangent, dtype), denominator, self.reduction)
         eps = label_smoothing_in(xp, self.label_smoothing, like, checked=self.values_checked)
         if is_sparse(like, targets):
-            sparse = self._sparse(xp, targets, num_classes)
-            keep = sparse.keep_as(xp, dtype)
-            row_g = g * keep  # (N,) upstream gradient, 0 for ignored examples
-            example_weight = target_weight(xp, sparse, w, dtype)
-            target_scale = (1.0 - eps) * (
-                row_g if example_weight is None else example_weight * row_g
-            )
+            index = targets  # the forward's prepared class indices, in range
+            # (N,) upstream gradient, 0 for ignored examples
+            row_g = xp.broadcast_to(g, tuple(index.shape)) if keep is None else g * keep
+            # (without class weights example_weight is keep, and its product with row_g is
+            # row_g bit for bit; XLA then drops the NaN of an invalid row from the scale below
+            # if the product is left out)
+            target_scale = row_g if example_weight is None else example_weight * row_g
+            if may_be_nonzero(eps):
+                target_scale = (1.0 - eps) * target_scale
             scale = target_scale
             if may_be_nonzero(eps):
                 total_weight = num_classes if w is None else xp.sum(w)
@@ -316,10 +332,10 @@ class SoftmaxCrossEntropy(CheckedValues):
                 scale = scale + 2.0 * self._z_loss_weight(xp, z_lse) * z_lse * z_row_g
             # An invalid row's NaN goes into its (N,) scale after every 0/1-mask product (XLA
             # rewrites x * float(mask) as a select, which would drop it), not into (N, C) passes.
-            scale = nan_where(xp, sparse.invalid, scale)
+            scale = nan_where(xp, invalid, scale)
             # ours: updated in place below
             grad = softmax(xp, z, lse, exps, row_scale=scale, log_p=log_p)
-            grad = add_at_index(xp, grad, sparse.index, -target_scale)
+            grad = add_at_index(xp, grad, index, -target_scale)
             if may_be_nonzero(eps):
                 spread = (eps / num_classes * row_g)[..., None]
                 grad -= spread if w is None else spread * w
@@ -339,7 +355,7 @@ class SoftmaxCrossEntropy(CheckedValues):
             grad = subtract_product(xp, grad, a, row_g)
         if capped is not None:
             grad = grad * (1.0 - capped * capped)
-        return xp.astype(move_class_axis_back(xp, grad, self.axis), out_dtype, copy=False)
+        return as_dtype(xp, move_class_axis_back(xp, grad, self.axis), out_dtype)
 
 
 @overload

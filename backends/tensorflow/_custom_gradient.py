@@ -50,6 +50,9 @@ from ._errors import TENSORFLOW
 keep_out_of_autograph()  # as tf.nn is: see xentropy._autograph
 
 Gradients = dict[int, Any]
+# (op, arrays) -> the loss and a function of the cotangent giving the prediction's gradient, or
+# None where the framework kernel does not apply (see ``apply_op``'s ``fused``)
+FusedKernel = Callable[[Any, list[Any]], tuple[Any, Callable[[Any], Any]] | None]
 
 
 @tf.autograph.experimental.do_not_convert
@@ -59,6 +62,7 @@ def apply_op(
     validate: bool = True,
     names: tuple[str, ...] | None = None,
     errors: Dialect = TENSORFLOW,
+    fused: FusedKernel | None = None,
 ) -> tf.Tensor:
     """The loss ``op.forward(xp, *arrays)``, differentiable for TensorFlow's autodiff.
 
@@ -78,6 +82,11 @@ def apply_op(
             errors use; each error is also raised as ``errors`` translates it (see
             :mod:`._errors`: ``tf.errors.InvalidArgumentError`` as well as the core's class).
             None (the core's own functions) keeps the core's names and classes.
+        fused: a framework kernel computing the same loss and its gradient at once, tried
+            when the call is eager and a tape records the prediction (the gradient will be
+            asked for): ``fused(checked_op, arrays)`` returns the loss and a function of the
+            cotangent giving the prediction's gradient, or None to take the core's forward.
+            Everything but that first-order gradient still takes the paths above.
 
     Returns:
         The loss, a ``tf.Tensor`` in the prediction's dtype.
@@ -90,10 +99,12 @@ def apply_op(
     if array_hyperparameters(op):
         # No analytic backward for a hyperparameter: TensorFlow differentiates the forward.
         return differentiable_loss(op, xp, *tensors)
-    return _with_custom_gradient(op, xp, tensors)
+    return _with_custom_gradient(op, xp, tensors, fused)
 
 
-def _with_custom_gradient(op: LossOperator, xp: Any, tensors: list[Any]) -> tf.Tensor:
+def _with_custom_gradient(
+    op: LossOperator, xp: Any, tensors: list[Any], fused: FusedKernel | None = None
+) -> tf.Tensor:
     """``op``'s loss on ``tensors`` through ``tf.custom_gradient`` (see the module docstring)."""
     analytic = op_gradient_positions(op, len(tensors))
     floating = op_differentiable_positions(op, tuple(tensors))
@@ -101,6 +112,12 @@ def _with_custom_gradient(op: LossOperator, xp: Any, tensors: list[Any]) -> tf.T
     eager = tf.executing_eagerly()
     if eager:
         extra = [i for i in extra if record.should_record_backprop([tensors[i]])]
+    use_fused = (
+        fused is not None
+        and eager
+        and len(analytic) == 1
+        and record.should_record_backprop([tensors[analytic[0]]])
+    )
     # tf.custom_gradient takes tensors only: the absent (None) arrays are put back inside.
     present = [i for i, t in enumerate(tensors) if t is not None]
 
@@ -109,10 +126,17 @@ def _with_custom_gradient(op: LossOperator, xp: Any, tensors: list[Any]) -> tf.T
         full = list(tensors)
         for i, t in zip(present, given, strict=True):
             full[i] = t
-        loss, residuals = op.forward(xp, *full)
+        kernel = fused(op, full) if use_fused and fused is not None else None
+        if kernel is None:
+            loss, residuals = op.forward(xp, *full)
+        else:
+            loss, kernel_backward = kernel
 
         def fast(upstream: tf.Tensor) -> Gradients:
-            computed = op.backward(xp, residuals, upstream)
+            if kernel is None:
+                computed = op.backward(xp, residuals, upstream)
+            else:
+                computed = kernel_backward(upstream)
             grads = (computed,) if len(analytic) == 1 else computed
             by_position = dict(zip(analytic, grads, strict=True))
             return {**by_position, **_exact_gradients(op, xp, full, extra, upstream)}

@@ -38,16 +38,54 @@ What differs from calling ``tf`` directly:
   functions given integers compute in ``float32`` (TF has no integer kernels for them).
 * :func:`mean`, :func:`var` and :func:`std` raise ``TypeError`` for integer input
   (``tf.reduce_mean`` does integer division) and accumulate ``float16``/``bfloat16`` in ``float32``.
+* **Python scalars are rounded once, to the target dtype** (``asarray``, ``full``, a scalar
+  operand, ``var``'s ``correction``, ``linspace``'s bounds, the constants of ``log2``/``log10``):
+  never through float32, as ``tf.cast(0.1, tf.float64)`` goes; beyond the dtype's range they
+  round to ``inf`` (IEEE 754). Signed zeros are built through NumPy, because ``tf.constant``
+  caches eager scalars by value and returns ``-0.0`` for ``0.0`` once a ``-0.0`` was made.
 
 Also exported: :func:`is_lazy_array` (``True`` for symbolic tensors and while a graph is being
 built), and the module-level helpers :func:`device` and :func:`to_device`.
+
+**What cannot conform**, because ``tf.Tensor`` is TensorFlow's class (the standard's test suite
+fails on these; the workaround is the one xentropy's core uses):
+
+* *Operators* (``a + b``, ``a == b``, ``a << b``, ``+a``, ``abs(a)`` ...) do not promote mixed
+  dtypes, lack kernels for some dtypes (``-a``, ``abs``, ``**`` on ``uint8``) and some are
+  missing (``<<``, ``>>``, unary ``+``). Workaround: cast with :func:`astype` to one dtype, or
+  call the functions (:func:`add`, :func:`equal`, ...); operators only between tensors of one
+  dtype or with a Python scalar.
+* *Item assignment* (``x[i] = v``) is impossible and in-place operators (``x += y``) rebind.
+  Workaround: build a new array with :func:`where`, :func:`concat` or :func:`take`.
+* *Indexing* takes no integer-array indices (``x[idx]``). Workaround: :func:`take`,
+  :func:`take_along_axis`.
+* ``x.shape`` is a ``tf.TensorShape``: not a tuple, not a ``collections.abc.Sequence``, and
+  ``None`` for sizes unknown while tracing. Workaround: ``tuple(x.shape)`` for static shapes;
+  ``reshape(x, (-1,))``, :func:`zeros_like`, :func:`full_like` for dynamic ones.
+* Array attributes and methods the standard lists are missing: ``__array_namespace__``,
+  ``to_device``, ``T``, ``mT``, ``size``. Workaround: xentropy finds this namespace by the
+  tensor's type; :func:`to_device`, :func:`matrix_transpose`, :func:`permute_dims`,
+  ``math.prod(tuple(x.shape))``.
+* ``x.device`` is TensorFlow's full name (``/job:localhost/replica:0/task:0/device:CPU:0``),
+  while :func:`device` and ``__array_namespace_info__().devices()`` give ``/device:CPU:0``; and
+  ``x.__dlpack__`` takes no ``dl_device``. Workaround: :func:`device`, never ``x.device``.
+* TensorFlow's scalar cache: eagerly, ``tf.constant(0.0)`` (also of a ``np.float64``, a
+  ``float`` subclass) returns ``-0.0`` after a ``tf.constant(-0.0)``. Workaround: the core
+  never calls ``tf.constant``; scalars go through the namespace functions (built as above)
+  and zeros through :func:`zeros_like`/:func:`full_like`.
+* Subnormal numbers are flushed to zero by TensorFlow's CPU kernels (``log`` of the smallest
+  float64 is ``-inf``, casts to float32 flush). Not worked around; nothing in the core
+  depends on subnormals.
+* TensorFlow's complex kernels miss special cases of ``expm1``, ``log1p`` and ``tanh`` at
+  infinite or NaN components, and ``unique_*`` has no complex kernel. The core uses real
+  floating dtypes only.
 
 Functions whose result shape depends on data (``nonzero``, ``unique_*``, ``repeat`` with array
 ``repeats``, and boolean-mask indexing ``x[mask]``) work eagerly and in graph mode; under XLA some
 compile (bounded dynamic shapes) and ``unique_all``/``unique_counts``/``unique_inverse`` do not, so
 ``capabilities()`` reports them unavailable while tracing. Left out: the ``linalg`` and ``fft``
-extensions and in-place updates; ``tf.Tensor.__getitem__`` takes no integer-array indices (use
-:func:`take` and :func:`take_along_axis`).
+extensions. Conformance with the standard's own test suite (data-apis/array-api-tests), and the
+command that measures it: the TensorFlow page of the API documentation.
 
 The functions live in the private package ``xentropy.backends.tensorflow._namespace``, one module
 per theme, and this module re-exports them (it is the namespace; import nothing from those

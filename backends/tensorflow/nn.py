@@ -251,7 +251,51 @@ def sparse_softmax_cross_entropy_with_logits(
         labels = _with_static_rank(labels, logits, classes=True, why=why)
         _require_rank(labels, logits.shape.rank - 1, why, _SPARSE_RANK_WORDS)
         op = SoftmaxCrossEntropy(axis=-1, reduction="none")
-        return apply_op(op, logits, labels, None, validate=validate, names=_SOFTMAX_NAMES)
+        return apply_op(
+            op,
+            logits,
+            labels,
+            None,
+            validate=validate,
+            names=_SOFTMAX_NAMES,
+            fused=_sparse_kernel_with_gradient,
+        )
+
+
+_KERNEL_LABEL_DTYPES = (tf.int32, tf.int64)
+
+
+def _sparse_kernel_with_gradient(
+    op: SoftmaxCrossEntropy, arrays: list[Any]
+) -> tuple[tf.Tensor, Any] | None:
+    r"""The loss and its logits' gradient from TensorFlow's fused kernel, once the labels passed
+    the eager checks and a tape will ask for the gradient; None elsewhere.
+
+    ``SparseSoftmaxCrossEntropyWithLogits`` makes :math:`\ell` and
+    :math:`\operatorname{softmax}(z) - \operatorname{onehot}(y)` in one kernel; the backward is
+    then one product by the cotangent, where the core's takes five passes over ``(N, C)``
+    (at 65536x10: 27 eager ops against 8). The kernel raises on CPU and gives NaN on GPU for
+    a label out of range, so it is used only on validated labels; its loss and gradient are
+    ``tf.nn``'s bit for bit (the core's agree to rounding). Rank-2 logits of 32 and 64 bits
+    only (16-bit ones compute in float32 in the core, and this kernel would take them as they
+    are).
+    """
+    logits, labels = arrays[0], arrays[1]
+    if (
+        not op.values_checked
+        or logits.shape.rank != 2
+        or logits.dtype not in (tf.float32, tf.float64)
+        or 0 in logits.shape
+    ):
+        return None
+    if labels.dtype not in _KERNEL_LABEL_DTYPES:
+        labels = tf.cast(labels, tf.int64)
+    loss, backprop = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=logits, labels=labels)
+
+    def backward(upstream: tf.Tensor) -> tf.Tensor:
+        return tf.expand_dims(upstream, -1) * backprop
+
+    return loss, backward
 
 
 @tf.autograph.experimental.do_not_convert

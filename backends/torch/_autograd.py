@@ -1,6 +1,8 @@
 """One ``torch.autograd.Function`` for every core loss operator, and the exact path beside it.
 
-:func:`apply` checks the inputs with the core, then takes one of two paths:
+:func:`apply` checks the inputs with the core, then takes one of two paths (or, where autograd
+records nothing, no input requiring grad or grad mode off, calls the operator's ``forward``
+alone):
 
 * the FAST PATH, :class:`CoreLoss`: ``forward`` is the operator's ``forward`` (under autograd's
   no-grad mode, so no graph is recorded through it) and ``backward`` the operator's analytic
@@ -49,7 +51,7 @@ from torch.autograd import forward_ad
 from torch.autograd.function import FunctionCtx
 
 from xentropy import ops
-from xentropy._errors import Dialect, dialect_names, forward_parameters
+from xentropy._errors import Dialect, InputError, dialect_names, forward_parameters
 
 from ._errors import TORCH
 
@@ -69,16 +71,15 @@ class CoreLoss(torch.autograd.Function):
     def forward(ctx: FunctionCtx, op: ops.LossOperator, *arrays: Any) -> torch.Tensor:
         xp = ops.namespace_of(*arrays)
         loss, residuals = _forward(ctx, op, xp, arrays)
-        is_tensor = tuple(isinstance(r, torch.Tensor) for r in residuals)
-        saved = [r for r, t in zip(residuals, is_tensor, strict=True) if t]
-        ctx.save_for_backward(*saved)
+        is_tensor = tuple([isinstance(r, torch.Tensor) for r in residuals])
+        ctx.save_for_backward(*[r for r in residuals if isinstance(r, torch.Tensor)])
         # The inputs serve only the exact path (double backward, other inputs' gradients).
         # Kept outside save_for_backward so that editing one in place after the forward does
         # not break a first-order backward that does not read it (as with the native losses);
         # the exact path checks their versions itself.
         ctx.inputs = arrays
         ctx.versions = None if torch.compiler.is_compiling() else _versions(arrays)
-        ctx.constants = tuple(None if t else r for r, t in zip(residuals, is_tensor, strict=True))
+        ctx.constants = tuple([None if t else r for r, t in zip(residuals, is_tensor, strict=True)])
         ctx.is_tensor = is_tensor
         ctx.op = op
         ctx.positions = ops.op_gradient_positions(op, len(arrays))
@@ -105,7 +106,7 @@ class CoreLoss(torch.autograd.Function):
             return tuple(grads)
         tensors = iter(ctx.saved_tensors)
         residuals = tuple(
-            next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)
+            [next(tensors) if t else c for t, c in zip(ctx.is_tensor, ctx.constants, strict=True)]
         )
         computed = _first_order_gradients(ctx, residuals, grad_output)
         if len(ctx.positions) == 1:
@@ -167,7 +168,7 @@ def _first_order_gradients(
 
 
 def _versions(arrays: tuple[Any, ...]) -> tuple[int | None, ...]:
-    return tuple(a._version if isinstance(a, torch.Tensor) else None for a in arrays)
+    return tuple([a._version if isinstance(a, torch.Tensor) else None for a in arrays])
 
 
 def exact_gradients(
@@ -218,9 +219,10 @@ def _needs_exact_path(op: ops.LossOperator, arrays: tuple[Any, ...]) -> bool:
     if not torch.is_grad_enabled():
         return False
     positions = ops.op_gradient_positions(op, len(arrays))
-    return any(
-        a is not None and a.requires_grad and p not in positions for p, a in enumerate(arrays)
-    )
+    for p, a in enumerate(arrays):
+        if a is not None and a.requires_grad and p not in positions:
+            return True
+    return False
 
 
 def apply(
@@ -244,15 +246,30 @@ def apply(
     """
     position = ops.op_prediction_position(op, len(arrays))
     transformed, batched = _transforms()
-    mapping = None if names is None else dialect_names(forward_parameters(op), names, position)
-    with errors.raising(mapping):
+    try:
         xp, op = ops.checked_operator(
             op, *arrays, prediction=arrays[position], validate=validate and not batched
         )
+    except InputError as error:  # (the dialect's names are looked up only for an error)
+        if names is None:
+            raise
+        mapping = dialect_names(forward_parameters(op), names, position)
+        raise errors.translate(error, mapping).with_traceback(error.__traceback__) from None
     if transformed or _needs_exact_path(op, arrays):
         return ops.differentiable_loss(op, xp, *arrays)
-    recorded = torch.is_grad_enabled() and hasattr(op, "forward_and_backward")
+    if not _recorded(arrays):
+        # autograd records nothing (no input requires grad, or grad mode is off): the forward
+        # alone, without the autograd.Function around it (a third of a small call's time)
+        return op.forward(xp, *arrays)[0]
+    recorded = hasattr(op, "forward_and_backward")
     return (GradientInForward if recorded else CoreLoss).apply(op, *arrays)
+
+
+def _recorded(arrays: tuple[Any, ...]) -> bool:
+    """Whether autograd records a call on ``arrays``: grad mode is on and one requires grad."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays)
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:

@@ -121,6 +121,8 @@ from xentropy import ops
 from .. import _fallthrough
 from ._autograd import apply, autocast_dtype, without_autocast
 from ._divergence import kl_div, multilabel_soft_margin_loss
+from ._dtensor import cross_entropy as dtensor_cross_entropy
+from ._dtensor import is_class_sharded
 from ._errors import require_tensors
 
 __all__ = [
@@ -134,6 +136,30 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+# (operator class, options, their types) -> the operator: the same few are made on every call
+_operators: dict[tuple[Any, ...], ops.LossOperator] = {}
+_CONSTANTS = (type(None), bool, int, float, str)
+
+
+def operator(cls: Any, **options: Any) -> Any:
+    """``cls(**options)``, made once for options that are all Python constants (an array
+    option, a hyperparameter tensor, makes a new operator each time; so does tracing, which
+    must not read module state: it would guard on it)."""
+    if torch.compiler.is_compiling():
+        return cls(**options)
+    values = tuple(options.values())
+    if not all(type(v) in _CONSTANTS for v in values):
+        return cls(**options)
+    key = (cls, tuple(options), values, tuple(map(type, values)))
+    op = _operators.get(key)
+    if op is None:
+        op = cls(**options)
+        if len(_operators) >= 256:
+            _operators.clear()
+        _operators[key] = op
+    return op
 
 
 def resolve_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
@@ -242,8 +268,16 @@ def cross_entropy(
     tensor(0.1698)
     """
     require_tensors("cross_entropy", input=input, target=target)
+    if is_class_sharded(input):  # a DTensor sharded on its classes: in parallel (._dtensor)
+        return dtensor_cross_entropy(
+            input, target, weight, ignore_index=ignore_index,
+            reduction=resolve_reduction(size_average, reduce, reduction),
+            label_smoothing=label_smoothing, softcap=softcap, z_loss=z_loss,
+            return_lse=return_lse, validate=validate,
+        )  # fmt: skip
     probabilities = tuple(target.shape) == tuple(input.shape)
-    op = ops.SoftmaxCrossEntropy(
+    op = operator(
+        ops.SoftmaxCrossEntropy,
         axis=_class_axis(input),
         ignore_index=None if probabilities and ignore_index < 0 else ignore_index,
         label_smoothing=label_smoothing,
@@ -288,7 +322,8 @@ def nll_loss(
     tensor(1.)
     """
     require_tensors("nll_loss", input=input, target=target)
-    op = ops.NegativeLogLikelihood(
+    op = operator(
+        ops.NegativeLogLikelihood,
         axis=_class_axis(input),
         ignore_index=ignore_index,
         reduction=resolve_reduction(size_average, reduce, reduction),
@@ -327,7 +362,8 @@ def binary_cross_entropy(
     tensor(50.3466)
     """
     require_tensors("binary_cross_entropy", input=input, target=target)
-    op = ops.BinaryCrossEntropy(
+    op = operator(
+        ops.BinaryCrossEntropy,
         epsilon=None,
         log_floor=-100.0,
         reduction=resolve_reduction(size_average, reduce, reduction),
@@ -375,7 +411,9 @@ def binary_cross_entropy_with_logits(
     tensor(1.4100)
     """
     require_tensors("binary_cross_entropy_with_logits", input=input, target=target)
-    op = ops.SigmoidCrossEntropy(reduction=resolve_reduction(size_average, reduce, reduction))
+    op = operator(
+        ops.SigmoidCrossEntropy, reduction=resolve_reduction(size_average, reduce, reduction)
+    )
     pw = as_weight(pos_weight, input, per_class=False)
     w = as_weight(weight, input, per_class=False)
     names = ("input", "target", "pos_weight", "weight")

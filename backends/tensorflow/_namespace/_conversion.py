@@ -18,6 +18,7 @@ import tensorflow as tf
 from ._helpers import (
     _DEFAULT_COMPLEX,
     _DEFAULT_FLOAT,
+    _DEFAULT_INT,
     Array,
     Device,
     _api,
@@ -42,10 +43,13 @@ def asarray(
 
     Tensors keep their dtype unless ``dtype`` is given. NumPy arrays keep theirs (float64 stays
     float64). Python scalars and nested sequences take the default dtypes: bool, int32 (int64 if a
-    value does not fit), float32, complex64. ``copy=False`` raises ``ValueError`` when a new tensor
-    must be made (a dtype change, a ``tf.Variable``, a Python sequence); NumPy input is always
-    converted. Tensors are immutable, so a tensor of the right dtype is returned as is, whatever
-    ``copy`` says.
+    value does not fit), float32, complex64. Python floats are rounded once, straight to the
+    target dtype: ``asarray(1e300, dtype=float64)`` is ``1e300`` and ``asarray(1e300)`` is
+    float32 ``inf``, as IEEE 754 rounding gives; ``0.0`` stays ``+0.0`` whatever TensorFlow's
+    scalar cache holds. ``copy=False`` raises ``ValueError`` when a new tensor must be made (a
+    dtype change, a ``tf.Variable``, a Python sequence); NumPy input is always converted.
+    Tensors are immutable, so a tensor of the right dtype is returned as is, whatever ``copy``
+    says.
     """
     dtype = _dtype(dtype)
     with _on(device):
@@ -67,12 +71,34 @@ def asarray(
             return value if dtype is None or dtype == value.dtype else tf.cast(value, dtype)
         if copy is False:
             raise ValueError(f"asarray: copy=False needs an array, got {type(obj).__name__}")
+        if dtype is None:
+            dtype = _python_data_dtype(obj)
         if dtype is not None:
             return _const(obj, dtype)
         value = tf.constant(obj)
         if value.dtype == tf.complex128:
             return tf.cast(value, _DEFAULT_COMPLEX)
         return value
+
+
+def _python_data_dtype(obj: Any) -> tf.DType | None:
+    """The default dtype of Python data: float32, complex64, int32 (int64 when a value needs
+    it, also for sequences mixing bool and int, which ``tf.constant`` refuses); ``None`` for
+    scalars and data ``tf.constant`` infers alone (bool, Python ints)."""
+    if isinstance(obj, builtins.float):
+        return _DEFAULT_FLOAT
+    if isinstance(obj, builtins.complex):
+        return _DEFAULT_COMPLEX
+    if not isinstance(obj, (list, tuple)):
+        return None
+    try:
+        values = np.asarray(obj)
+    except (TypeError, ValueError, OverflowError, NotImplementedError):
+        return None
+    if values.dtype.kind == "i" and values.size:
+        wide = values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max
+        return tf.int64 if wide else _DEFAULT_INT
+    return {"f": _DEFAULT_FLOAT, "c": _DEFAULT_COMPLEX}.get(values.dtype.kind)
 
 
 def _t(x: Any) -> tf.Tensor:

@@ -7,6 +7,7 @@ take the shape of their argument with ``tf.shape``, so they also work on unknown
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,9 @@ def arange(
 ) -> Array:
     """``tf.range`` with the standard's dtype inference (int32, or float32 if any bound is float).
 
-    Floating ranges are computed in float64 and then cast, so the length matches NumPy's.
+    Floating ranges are computed in float64 and then cast, so the length matches NumPy's; an
+    empty range (``stop`` before ``start`` in the direction of ``step``) gives a 0-length array
+    for Python bounds (``tf.range`` raises for it, and still does for tensor bounds).
     """
     if stop is None:
         start, stop = 0, start
@@ -128,9 +131,17 @@ def arange(
             for v in (start, stop, step)
         )
         dt = _DEFAULT_FLOAT if is_float else _DEFAULT_INT
+    if builtins.all(_is_py_scalar(v) for v in (start, stop, step)):
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        if math.ceil((stop - start) / step) <= 0:  # tf.range raises for an empty range
+            with _on(device):
+                return tf.zeros([0], dt)
     with _on(device):
         if dt.is_floating:
             return tf.cast(tf.range(start, stop, step, dtype=tf.float64), dt)
+        if dt not in (tf.int32, tf.int64):  # the CPU Range kernels: int32, int64, floats
+            return tf.cast(tf.range(start, stop, step, dtype=tf.int64), dt)
         return tf.range(start, stop, step, dtype=dt)
 
 
@@ -163,12 +174,26 @@ def linspace(
     device: Device | None = None,
     endpoint: builtins.bool = True,
 ) -> Array:
-    """``num`` evenly spaced values, computed in float64 and cast to ``dtype`` (default float32)."""
-    dt = _dtype(dtype) or _DEFAULT_FLOAT
+    r"""``num`` evenly spaced values from ``start`` to ``stop``, as NumPy computes them.
+
+    :math:`y_i = \mathrm{start} + i \cdot (\mathrm{stop} - \mathrm{start}) / d` with
+    :math:`d = \mathrm{num} - 1` (``endpoint``, whose last value is ``stop`` exactly) or
+    :math:`d = \mathrm{num}`, computed in float64 (complex128 for complex bounds, which give
+    complex64 by default) from the bounds rounded once to float64, then cast to ``dtype``
+    (default float32).
+    """
+    is_complex = builtins.any(isinstance(v, builtins.complex) for v in (start, stop))
+    dt = _dtype(dtype) or (_DEFAULT_COMPLEX if is_complex else _DEFAULT_FLOAT)
+    work = tf.complex128 if (dt.is_complex or is_complex) else tf.float64
+    num = builtins.int(num)
+    div = num - 1 if endpoint else num
     with _on(device):
-        lo = tf.cast(start, tf.float64)
-        hi = tf.cast(stop, tf.float64)
-        out = tf.linspace(lo, hi, num) if endpoint else tf.linspace(lo, hi, num + 1)[:-1]
+        lo = _fill_value(start, work)
+        hi = _fill_value(stop, work)
+        steps = tf.cast(tf.range(num), work)
+        out = lo + steps * ((hi - lo) / _const(div, work)) if div > 0 else lo + steps
+        if endpoint and num > 1:
+            out = tf.concat([out[:-1], hi[None]], axis=0)
         return tf.cast(out, dt)
 
 

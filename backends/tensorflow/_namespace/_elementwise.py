@@ -79,7 +79,25 @@ def expm1(x: Array, /) -> Array:
 
 @_api
 def log(x: Array, /) -> Array:
-    return tf.math.log(_floating(x))
+    r"""Natural logarithm; complex :math:`\log z = \log|z| + i\arg z`.
+
+    :math:`|z|` is taken without overflow (TF's complex ``Log`` gives NaN real parts for tiny or
+    huge :math:`|z|`), and near :math:`|z| = 1`, where :math:`\log|z|` would lose its digits,
+    :math:`\tfrac12\,\mathrm{log1p}((h - 1)(h + 1) + l^2)` is used instead, with
+    :math:`h \ge l` the magnitudes of the two parts (:math:`h - 1` is exact there).
+    """
+    x = _floating(x)
+    if not x.dtype.is_complex:
+        return tf.math.log(x)
+    re, im = tf.math.abs(tf.math.real(x)), tf.math.abs(tf.math.imag(x))
+    hi, lo = tf.math.maximum(re, im), tf.math.minimum(re, im)
+    modulus = tf.math.abs(x)
+    near_one = (hi >= 0.5) & (hi <= 2.0) & (modulus <= 2.0)
+    safe_hi = tf.where(near_one, hi, tf.ones_like(hi))
+    safe_lo = tf.where(near_one, lo, tf.zeros_like(lo))
+    close = 0.5 * tf.math.log1p((safe_hi - 1) * (safe_hi + 1) + safe_lo * safe_lo)
+    real = tf.where(near_one, close, tf.math.log(modulus))
+    return tf.complex(real, tf.math.angle(x))
 
 
 @_api
@@ -87,18 +105,36 @@ def log1p(x: Array, /) -> Array:
     return tf.math.log1p(_floating(x))
 
 
+def _log_base(x: tf.Tensor, base: builtins.int) -> tf.Tensor:
+    r"""``log(x) / log(base)``, exact at integer powers of ``base``.
+
+    The quotient alone can miss an exact power by an ulp (:math:`\ln 2^{29} / \ln 2` is
+    ``29.000000000000004`` in float64), so where :math:`\mathrm{base}^{\mathrm{round}(y)} = x`
+    holds exactly the integer is returned instead (with the gradient of the quotient).
+    ``log(base)`` is rounded once to ``x``'s dtype (never through float32).
+    """
+    out = tf.math.log(x) / _const(math.log(base), x.dtype)
+    if x.dtype.is_complex:
+        return out
+    power = tf.math.round(out)
+    exact = tf.math.pow(_const(base, x.dtype), power) == x
+    # out + (power - out) is power exactly (the difference of two close floats is exact) and
+    # keeps the gradient of out, which tf.where(exact, power, out) would zero
+    snapped = out + tf.stop_gradient(power - out)
+    return tf.where(exact & tf.math.is_finite(power), snapped, out)
+
+
 @_api
 def log2(x: Array, /) -> Array:
-    """``log(x) / log(2)`` (TF has no ``log2``; may differ from NumPy by an ulp)."""
-    x = _floating(x)
-    return tf.math.log(x) / tf.cast(math.log(2.0), x.dtype)
+    """Base-2 logarithm, ``log(x) / log(2)`` (TF has no ``log2``), exact at powers of two; may
+    differ from NumPy by an ulp elsewhere."""
+    return _log_base(_floating(x), 2)
 
 
 @_api
 def log10(x: Array, /) -> Array:
-    """``log(x) / log(10)`` (TF has no ``log10``; may differ from NumPy by an ulp)."""
-    x = _floating(x)
-    return tf.math.log(x) / tf.cast(math.log(10.0), x.dtype)
+    """Base-10 logarithm, ``log(x) / log(10)``, exact at the powers of ten the dtype holds."""
+    return _log_base(_floating(x), 10)
 
 
 @_api
@@ -287,9 +323,13 @@ def floor_divide(x1: Array, x2: Array, /) -> Array:
 
 @_api
 def remainder(x1: Array, x2: Array, /) -> Array:
-    """Remainder with the sign of the divisor (Python's ``%``)."""
+    """Remainder with the sign of the divisor (Python's ``%``), zeros included (``-0.0 % 5`` is
+    ``+0.0``; ``tf.math.floormod`` keeps the dividend's zero)."""
     a, b = _pair(x1, x2)
-    return tf.math.floormod(a, b)
+    out = tf.math.floormod(a, b)
+    if a.dtype.is_floating:
+        out = tf.where(out == 0, copysign(tf.zeros_like(out), b), out)
+    return out
 
 
 @_api
@@ -363,7 +403,7 @@ def hypot(x1: Array, x2: Array, /) -> Array:
     out = hi * tf.math.sqrt(1 + ratio * ratio)
     out = tf.where(hi == 0, tf.zeros_like(out), out)
     return tf.where(
-        tf.math.is_inf(a) | tf.math.is_inf(b), tf.fill(tf.shape(out), tf.cast(inf, out.dtype)), out
+        tf.math.is_inf(a) | tf.math.is_inf(b), tf.fill(tf.shape(out), _const(inf, out.dtype)), out
     )
 
 

@@ -78,12 +78,42 @@ def _axes(axis: int | Sequence[int] | None, ndim: int) -> list[int] | None:
     return axes
 
 
+_EXACT_FROM_PY_FLOAT = (tf.float32, tf.float64, tf.complex64, tf.complex128)
+
+
+def _has_zero_part(value: Any) -> builtins.bool:
+    """Whether a Python float or complex has a (signed) zero in it (see :func:`_const`)."""
+    if isinstance(value, builtins.float):
+        return value == 0
+    if isinstance(value, builtins.complex):
+        return value.real == 0 or value.imag == 0
+    return False
+
+
 def _const(value: Any, dtype: tf.DType) -> tf.Tensor:
-    """A Python value as a tensor of ``dtype`` (``tf.constant`` refuses some conversions)."""
+    r"""A Python value (scalar or nested sequence) as a tensor of ``dtype``, rounded once.
+
+    Floating values are rounded straight to ``dtype`` (never through ``float32``, as
+    ``tf.cast(0.1, tf.float64)`` is, which is off by :math:`1.5\cdot 10^{-9}`); values beyond the
+    dtype's range round to :math:`\pm\infty` as IEEE 754 does. ``tf.constant`` does this
+    for float32/float64/complex scalars, but caches eager scalars by value, and ``0.0 == -0.0``:
+    after a ``-0.0`` it returns ``-0.0`` for ``0.0``. Signed zeros, 16-bit floats and sequences
+    therefore go through a NumPy array of ``dtype`` (not a NumPy scalar: ``np.float64`` is a
+    ``float`` and is cached too).
+    """
+    if dtype in _EXACT_FROM_PY_FLOAT and _is_py_scalar(value) and not _has_zero_part(value):
+        with contextlib.suppress(TypeError, ValueError):
+            return tf.constant(value, dtype=dtype)
+    if dtype.is_floating or dtype.is_complex:
+        try:
+            with np.errstate(over="ignore"):
+                return tf.constant(np.asarray(value, dtype=dtype.as_numpy_dtype))
+        except (TypeError, ValueError, OverflowError, NotImplementedError):
+            pass  # complex into a real dtype, symbolic tensors in a list: tf decides below
     try:
         return tf.constant(value, dtype=dtype)
     except (TypeError, ValueError):
-        return tf.cast(tf.constant(value), dtype)
+        return tf.cast(tf.constant(np.asarray(value)), dtype)
 
 
 def _kind(dtype: tf.DType) -> str:

@@ -24,7 +24,7 @@ from ._helpers import (
 _MAX_DIMENSIONS = 254  # tf.zeros([1] * 255) raises InvalidArgumentError
 _STANDARD_DTYPES = (
     tf.bool, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.uint16, tf.uint32, tf.uint64,
-    tf.float16, tf.float32, tf.float64, tf.complex64, tf.complex128,
+    tf.float32, tf.float64, tf.complex64, tf.complex128,
 )  # fmt: skip
 
 
@@ -99,7 +99,8 @@ class _Info:
     def dtypes(
         self, *, device: Device | None = None, kind: str | tuple[str, ...] | None = None
     ) -> dict[str, tf.DType]:
-        """The standard dtypes of ``kind`` (``bfloat16`` is supported but not listed here)."""
+        """The standard dtypes of ``kind`` (``float16`` and ``bfloat16`` work throughout but are
+        not the standard's, so are not listed)."""
         return {d.name: d for d in _STANDARD_DTYPES if kind is None or isdtype(d, kind)}
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from ._conversion import _pair
-from ._helpers import Array, _api, _bits, _ndim
+from ._helpers import Array, AxisError, _api, _bits, _ndim
 
 
 def _matmul_dtype(a: tf.Tensor) -> tf.DType:
@@ -57,8 +57,33 @@ def tensordot(
 
 @_api
 def vecdot(x1: Array, x2: Array, /, *, axis: int = -1) -> Array:
-    """``sum(conj(x1) * x2, axis)`` with broadcasting."""
+    r"""Dot products :math:`\sum_i \overline{a_i} b_i` along ``axis``, other axes broadcast.
+
+    ``axis`` counts from the end (the standard asks for one in ``[-N, -1]``, ``N`` the smaller
+    rank; a non-negative one is taken relative to the broadcast shape, as in NumPy). The
+    contracted axis is not broadcast: sizes that differ raise ``ValueError`` (known sizes) or
+    fail a run-time assertion (sizes unknown while tracing).
+    """
     a, b = _pair(x1, x2)
+    nd_a, nd_b = _ndim(a, "vecdot"), _ndim(b, "vecdot")
+    nd = builtins.max(nd_a, nd_b)
+    if axis >= 0:
+        axis -= nd
+    if not -builtins.min(nd_a, nd_b) <= axis <= -1:
+        raise AxisError(
+            f"vecdot: axis {axis} is out of range for arrays of shapes {a.shape} and {b.shape}"
+        )
+    size_a, size_b = a.shape[axis], b.shape[axis]
+    if size_a is not None and size_b is not None:
+        if size_a != size_b:
+            raise ValueError(
+                f"vecdot: the contracted axis {axis} has sizes {size_a} and {size_b} "
+                f"(shapes {a.shape} and {b.shape}); it is not broadcast"
+            )
+    else:
+        tf.debugging.assert_equal(
+            tf.shape(a)[axis], tf.shape(b)[axis], message="vecdot: contracted axis sizes differ"
+        )
     if a.dtype.is_complex:
         a = tf.math.conj(a)
     return tf.math.reduce_sum(a * b, axis=axis)

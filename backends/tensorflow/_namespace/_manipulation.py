@@ -23,7 +23,8 @@ def reshape(x: Array, /, shape: Any, *, copy: builtins.bool | None = None) -> Ar
 
 
 @_api
-def expand_dims(x: Array, /, *, axis: int = 0) -> Array:
+def expand_dims(x: Array, /, axis: int = 0) -> Array:
+    """Insert a size-1 axis at ``axis`` (in ``[-ndim - 1, ndim]``; positional or keyword)."""
     x = _t(x)
     ndim = _ndim(x, "expand_dims")
     return tf.expand_dims(x, _axis(axis, ndim + 1))
@@ -31,9 +32,15 @@ def expand_dims(x: Array, /, *, axis: int = 0) -> Array:
 
 @_api
 def squeeze(x: Array, /, axis: int | tuple[int, ...]) -> Array:
-    """Remove the given size-1 axes (checked at run time when the sizes are unknown)."""
+    """Remove the given size-1 axes (checked at run time when the sizes are unknown).
+
+    ``axis=()`` returns ``x`` unchanged (``tf.squeeze`` with no axes would drop every size-1
+    axis).
+    """
     x = _t(x)
     axes = _axes(axis, _ndim(x, "squeeze"))
+    if not axes:
+        return x
     for a in axes or ():
         size = x.shape[a]
         if size is not None and size != 1:
@@ -154,6 +161,8 @@ def repeat(x: Array, repeats: int | Array, /, *, axis: int | None = None) -> Arr
     x = _t(x)
     if axis is None:
         x, axis = tf.reshape(x, [-1]), 0
+    if x.dtype == tf.uint16:  # no uint16 Tile kernel on CPU
+        return tf.bitcast(tf.repeat(tf.bitcast(x, tf.int16), repeats, axis=axis), tf.uint16)
     return tf.repeat(x, repeats, axis=axis)
 
 

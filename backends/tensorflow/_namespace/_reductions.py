@@ -25,7 +25,9 @@ from ._helpers import (
     _axes,
     _axis,
     _bits,
+    _const,
     _dtype,
+    _is_py_scalar,
     _ndim,
     _to_bool,
 )
@@ -112,7 +114,10 @@ def _var(x: Any, axis: Any, correction: float, keepdims: builtins.bool, name: st
     xw = tf.cast(x, work)
     centred = xw - tf.math.reduce_mean(xw, axis=axes, keepdims=True)
     total = tf.math.reduce_sum(tf.math.square(centred), axis=axes, keepdims=keepdims)
-    dof = tf.cast(_count(xw, axes), work) - tf.cast(correction, work)
+    correction_t = (
+        _const(correction, work) if _is_py_scalar(correction) else tf.cast(correction, work)
+    )
+    dof = tf.cast(_count(xw, axes), work) - correction_t
     return total / dof
 
 
