@@ -194,11 +194,11 @@ def _run(spec: _Spec, *dynamic: Any) -> jax.Array:
 
 
 def _run_jvp(spec: _Spec, primals: tuple[Any, ...], tangents: tuple[Any, ...]):
-    loss_shape = jax.eval_shape(functools.partial(_run, spec), *primals)
+    loss_ndim = 0 if spec.op.reduction != "none" else primals[0].ndim - 1
     fast: list[int] = []
     if not spec.hyperparameters:
         for position in spec.gradient_positions:
-            per_row_ok = loss_shape.ndim == 0 or position == 0
+            per_row_ok = loss_ndim == 0 or position == 0
             if not _is_zero(tangents[position]) and per_row_ok:
                 fast.append(position)
     exact = tuple(p for p in _perturbed(tangents) if p not in fast)
@@ -209,7 +209,7 @@ def _run_jvp(spec: _Spec, primals: tuple[Any, ...], tangents: tuple[Any, ...]):
         sharded, replicated = [], []
         for position in fast:
             product = by_position[position] * tangents[position]
-            axes = None if loss_shape.ndim == 0 else -1
+            axes = None if loss_ndim == 0 else -1
             contracted = jnp.sum(product, axis=axes)
             # a gradient that varies over the axis is this device's share of the contraction
             varying = _varying(by_position[position])

@@ -81,9 +81,11 @@ def vecdot(x1: Array, x2: Array, /, *, axis: int = -1) -> Array:
                 f"(shapes {a.shape} and {b.shape}); it is not broadcast"
             )
     else:
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             tf.shape(a)[axis], tf.shape(b)[axis], message="vecdot: contracted axis sizes differ"
         )
+        with tf.control_dependencies([check]):  # before the product can fail on the shapes
+            a, b = tf.identity(a), tf.identity(b)
     if a.dtype.is_complex:
         a = tf.math.conj(a)
     return tf.math.reduce_sum(a * b, axis=axis)
