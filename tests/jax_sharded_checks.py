@@ -51,18 +51,27 @@ OPTIONS: dict[str, dict[str, Any]] = {
 KINDS = ("plain", "linear")
 
 
+# the option sets of the other world sizes: these three hold every option (the first two are
+# parts of "all")
+LIGHT_OPTIONS = ("local_weight_smoothing", "all", "probabilities")
+
+
+def options_of(k: int) -> tuple[str, ...]:
+    return tuple(OPTIONS) if k in FULL_WORLD_SIZES else LIGHT_OPTIONS
+
+
 def _value_checks() -> list[str]:
     names = []
     for kind in KINDS:
-        for option in OPTIONS:
-            for dtype in DTYPES:
-                for k in WORLD_SIZES_OF[dtype]:
-                    names.append(f"{kind}-{option}-{dtype}-k{k}")
+        for dtype in DTYPES:
+            for k in WORLD_SIZES_OF[dtype]:
+                names.extend(f"{kind}-{option}-{dtype}-k{k}" for option in options_of(k))
     return names
 
 
 CHECKS: tuple[str, ...] = (
     *_value_checks(),
+    "linear-vjp-none-k3",
     "linear-fused-single-device-float64",
     "plain-empty-shard-float64",
     "plain-jvp-hessian-float64",
@@ -243,11 +252,14 @@ def main() -> None:
         return loss
 
     def results(
-        cases: list[tuple[Any, tuple[Any, ...], tuple[int, ...]]], *, full: bool = True
+        cases: list[tuple[Any, tuple[Any, ...], tuple[int, ...]]],
+        *,
+        full: bool = True,
+        vjp: bool = True,
     ) -> list[Any]:
         """For each ``(loss_fn, arrays, grad_positions)``: ``(none, mean, grads of mean)`` and
-        with ``full`` ``(sum, VJP of none)``, all in one jitted function (one compilation for
-        all the option sets)."""
+        with ``full`` ``(sum, VJP of none)`` (the VJP unless not ``vjp``), all in one jitted
+        function (one compilation for all the option sets)."""
 
         def one(loss_fn, arrays, grad_positions):
             def with_reduction(reduction):
@@ -258,12 +270,14 @@ def main() -> None:
             if not full:
                 return (*out, grads)
             total = with_reduction("sum")(*arrays)
+            if not vjp:
+                return (*out, grads, total)
             _, pullback = jax.vjp(
                 lambda *d: with_reduction("none")(*_put(arrays, grad_positions, d)),
                 *(arrays[p] for p in grad_positions),
             )
-            vjp = pullback(jnp.asarray(cotangent, out[0].dtype))
-            return (*out, grads, total, vjp)
+            per_example = pullback(jnp.asarray(cotangent, out[0].dtype))
+            return (*out, grads, total, per_example)
 
         def run(all_arrays):
             return [
@@ -327,24 +341,50 @@ def main() -> None:
             prepared = {name: inputs(kind, option, dtype) for name, option in OPTIONS.items()}
             if dtype != "bfloat16":  # bfloat16 is compared with float64 on the same inputs
                 expected[dtype] = results(
-                    [(plain_of(OPTIONS[n]), a, pos) for n, (a, pos, _) in prepared.items()]
+                    [(plain_of(OPTIONS[n]), a, pos) for n, (a, pos, _) in prepared.items()],
+                    vjp=kind == "plain",
                 )
             reference_dtype = "float64" if dtype == "bfloat16" else dtype
             for k in WORLD_SIZES_OF[dtype]:
-                names = [f"{kind}-{name}-{dtype}-k{k}" for name in OPTIONS]
+                chosen = options_of(k)
+                names = [f"{kind}-{name}-{dtype}-k{k}" for name in chosen]
                 try:
                     got = results(
-                        [(make(k, OPTIONS[n]), a, pos) for n, (a, pos, _) in prepared.items()],
+                        [(make(k, OPTIONS[n]), *prepared[n][:2]) for n in chosen],
                         full=k in FULL_WORLD_SIZES,
+                        vjp=kind == "plain",  # the fused loss's: linear-vjp-none-k3
                     )
                 except Exception as error:  # reported, not raised: the other checks run
                     for name in names:
                         _report(name, False, f"{type(error).__name__}: {error}")
                     continue
-                for name, one_got, one_expected, (_, _, numpy_loss) in zip(
-                    names, got, expected[reference_dtype], prepared.values(), strict=True
-                ):
-                    compare(name, one_got, one_expected, dtype, numpy_loss)
+                references = dict(zip(OPTIONS, expected[reference_dtype], strict=True))
+                for option_name, name, one_got in zip(chosen, names, got, strict=True):
+                    numpy_loss = prepared[option_name][2]
+                    compare(name, one_got, references[option_name], dtype, numpy_loss)
+
+    # --- the VJP of the fused loss's per-example losses (JAX's autodiff for the weight) -------
+    try:
+        problems = []
+        cases = []
+        for dtype in ("float64", "bfloat16"):
+            for option_name in ("all",):
+                option = OPTIONS[option_name]
+                arrays, positions, _ = inputs("linear", option, dtype)
+                cases.append((dtype, option, arrays, positions))
+        got = results([(sharded_linear(3, o), a, p) for _, o, a, p in cases])
+        want = results([(unsharded_linear(o), a, p) for d, o, a, p in cases if d == "float64"])
+        for (dtype, _, _, _), one_got, one_want in zip(cases, got, want * 2, strict=True):
+            # bfloat16 against float64 on the same (bfloat16-representable) inputs
+            for a, e in zip(
+                jax.tree.leaves(one_got[-1]), jax.tree.leaves(one_want[-1]), strict=True
+            ):
+                ok, note = close(a, e, dtype)
+                if not ok:
+                    problems.append(f"{dtype}: {note}")
+        _report("linear-vjp-none-k3", not problems, "; ".join(problems))
+    except Exception as error:
+        _report("linear-vjp-none-k3", False, f"{type(error).__name__}: {error}")
 
     # --- the fused single-device op itself --------------------------------------------------
     try:
@@ -391,9 +431,11 @@ def main() -> None:
         _report("plain-empty-shard-float64", False, f"{type(error).__name__}: {error}")
 
     # --- forward mode and second order against the unsharded function --------------------------
-    def derivatives(name: str, sharded: Any, unsharded: Any, primal: Any) -> None:
+    def derivatives(
+        name: str, sharded: Any, unsharded: Any, primal: Any, *, with_hessian: bool = True
+    ) -> None:
         """JVP, Hessian-vector products forward-over-reverse and reverse-over-forward, and the
-        Hessian itself (``jax.hessian``: jacfwd of jacrev)."""
+        Hessian itself (``jax.hessian``: jacfwd of jacrev) unless not ``with_hessian``."""
         try:
             tangent = jnp.asarray(rng.normal(size=primal.shape))
 
@@ -402,6 +444,8 @@ def main() -> None:
                     jvp = jax.jvp(f, (p,), (tangent,))
                     hvp_forward = jax.jvp(jax.grad(f), (p,), (tangent,))[1]
                     hvp_reverse = jax.grad(lambda q: jax.jvp(f, (q,), (tangent,))[1])(p)
+                    if not with_hessian:
+                        return (*jvp, hvp_forward, hvp_reverse)
                     return (*jvp, hvp_forward, hvp_reverse, jax.hessian(f)(p))
 
                 return jax.jit(run)(primal)
@@ -429,6 +473,7 @@ def main() -> None:
         lambda h: linear3(h, w, b, t[:2], cw, "mean"),
         lambda h: unsharded_linear(option)(h, w, b, t[:2], cw, "mean"),
         h[:2, :],
+        with_hessian=False,
     )
 
     # --- a traced label smoothing, differentiated -----------------------------------------------
