@@ -123,7 +123,7 @@ def test_markdown_and_json_explain_the_run(result: RunResult) -> None:
     assert "## Skipped cells, by reason" in markdown
     # error / tolerance in the tables, float64 far below 1
     numpy64 = next(row for row in markdown.splitlines() if row.startswith("| numpy | float64 |"))
-    assert float(numpy64.split("|")[-2]) < 1e-3
+    assert float(numpy64.split("|")[-2]) < 0.05
     env = data["environment"]
     for key in (
         "python",

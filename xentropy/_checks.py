@@ -287,9 +287,12 @@ def _within(xp: Any, x: Any, low: float | None, high: float | None) -> bool:
     lowest = None if low is None else xp.min(x)
     highest = None if high is None else xp.max(x)
     integral = isdtype(xp, x.dtype, "integral")
-    if low is not None and not _read(lowest, integral) >= low:
-        return False
-    return high is None or _read(highest, integral) <= high
+    try:
+        if low is not None and not _read(lowest, integral) >= low:
+            return False
+        return high is None or _read(highest, integral) <= high
+    except TypeError:  # a traced value (JAX's autodiff tracers): the traced contract applies
+        return True
 
 
 def _read(value: Any, integral: bool) -> int | float:
