@@ -410,10 +410,14 @@ def test_torch_native_passes_every_derivative_cell() -> None:
         checked = [c for c in cells if c.status != "skip"]
         assert len(checked) >= 8, quantity
         # torch's own target backward of binary_cross_entropy ignores its log clamp at -100
-        # (infinite at probabilities of exactly 0 and 1): only the extreme range differs
+        # (infinite at probabilities of exactly 0 and 1): only the extreme range differs; its
+        # double backward adds eps = 1e-12 to p and 1 - p, a float64 H v off by about 2e-12 / p,
+        # beyond float64's derived tolerance (the adapter's is not)
         failing = [c for c in checked if c.status == "fail"]
         assert all(
-            c.variant == "binary_cross_entropy" and c.value_range == "extreme" for c in failing
+            c.variant == "binary_cross_entropy"
+            and (c.value_range == "extreme" or (c.quantity == "hvp" and c.dtype == "float64"))
+            for c in failing
         ), [(c.case, c.detail) for c in failing]
         assert len(failing) < len(checked) / 4
     assert {c.variant for c in result.cells if c.quantity == "hvp" and c.status == "pass"} == set(

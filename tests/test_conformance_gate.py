@@ -210,7 +210,8 @@ def test_a_framework_that_fails_to_import_exits_3_even_in_a_default_run(tmp_path
         assert done.returncode == gate.INCOMPLETE, done.stderr
         assert done.stdout == ""  # stopped before the run
         assert (
-            f"torch, torch-adapter: {BROKEN} (torch: ImportError: libtorch_cpu.so" in done.stderr
+            f"torch, torch-adapter, torch-distributed: {BROKEN} "
+            "(torch: ImportError: libtorch_cpu.so" in done.stderr
             if "--backends" not in argv
             else f"torch: {BROKEN} (torch: ImportError: libtorch_cpu.so" in done.stderr
         ), done.stderr
