@@ -291,8 +291,11 @@ def _within(xp: Any, x: Any, low: float | None, high: float | None) -> bool:
         if low is not None and not _read(lowest, integral) >= low:
             return False
         return high is None or _read(highest, integral) <= high
-    except TypeError:  # a traced value (JAX's autodiff tracers): the traced contract applies
-        return True
+    except TypeError:
+        # JAX's autodiff tracers refuse float(); a comparison drops the tangent and reads back
+        # (under jax.jit it raises as before, for the caller to handle)
+        ok = True if low is None else bool(lowest >= low)
+        return ok and (high is None or bool(highest <= high))
 
 
 def _read(value: Any, integral: bool) -> int | float:
