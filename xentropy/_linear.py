@@ -178,26 +178,7 @@ class LinearCrossEntropy(CheckedValues):
         check_finite_number("z_loss", self.z_loss, minimum=0.0, xp=xp, values=values)
         if self.softcap is not None:
             check_finite_number("softcap", self.softcap, minimum=1e-30, xp=xp, values=values)
-        if self.chunk_size is not None and (
-            not isinstance(self.chunk_size, int) or self.chunk_size < 1
-        ):
-            raise InvalidOption(
-                f"chunk_size must be a positive int or None; got {self.chunk_size!r}",
-                argument="chunk_size",
-                value=self.chunk_size,
-            )
-        check_floating(xp, hidden, "hidden", prediction=True)
-        check_floating(xp, weight, "weight")
-        if weight.ndim != 2 or hidden.ndim < 1 or weight.shape[1] != hidden.shape[-1]:
-            raise ShapeMismatch(
-                "{weight} must have shape (V, D) with D the last dimension of {hidden}; got "
-                f"{{weight}} {format_shape(weight.shape)} and {{hidden}} "
-                f"{format_shape(hidden.shape)}",
-                prediction="hidden",
-                argument="weight",
-                shape=tuple(weight.shape),
-            )
-        vocab = weight.shape[0]
+        vocab = check_projection(xp, hidden, weight, self.chunk_size)
         if bias is not None:
             check_same_shape(
                 "bias", bias, (vocab,), "it must have one entry per row of {weight}, (V,) ="
@@ -729,6 +710,31 @@ class LinearCrossEntropy(CheckedValues):
             del dz, z, capped  # before the next chunk's logits: one (N, chunk) array at a time
         grad_hidden = xp.astype(xp.reshape(grad_h, tuple(hidden.shape)), hidden.dtype, copy=False)
         return grad_hidden, grad_w.result(), None if grad_b is None else grad_b.result()
+
+
+def check_projection(
+    xp: Any, hidden: Any, weight: Any, chunk_size: int | None, *, rows: str = "V"
+) -> int:
+    """The fused losses' checks of ``chunk_size`` and of the projection: floating ``hidden``
+    ``(..., D)`` and ``weight`` ``(rows, D)``; returns the number of rows of ``weight``."""
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise InvalidOption(
+            f"chunk_size must be a positive int or None; got {chunk_size!r}",
+            argument="chunk_size",
+            value=chunk_size,
+        )
+    check_floating(xp, hidden, "hidden", prediction=True)
+    check_floating(xp, weight, "weight")
+    if weight.ndim != 2 or hidden.ndim < 1 or weight.shape[1] != hidden.shape[-1]:
+        raise ShapeMismatch(
+            f"{{weight}} must have shape ({rows}, D) with D the last dimension of {{hidden}}; "
+            f"got {{weight}} {format_shape(weight.shape)} and {{hidden}} "
+            f"{format_shape(hidden.shape)}",
+            prediction="hidden",
+            argument="weight",
+            shape=tuple(weight.shape),
+        )
+    return weight.shape[0]
 
 
 def gradient_rows(rows: int, vocab: int, features: int, chunk_size: int | None) -> int:

@@ -123,7 +123,7 @@ from ._class_targets import (
 )
 from ._errors import InputError, InvalidOption, ShapeMismatch, WrongDtype, ref
 from ._evaluate import CheckedValues, hyperparameter
-from ._linear import gradient_rows
+from ._linear import check_projection, gradient_rows
 from ._namespace import compute_dtype, device_of
 from ._native import RowBlocks, add_at_index, take_along_last_axis
 from ._reduction import reduce_backward, reduce_losses
@@ -850,26 +850,7 @@ class VocabParallelLinearCrossEntropy(CheckedValues):
         _check_options(
             xp, self.reduction, self.label_smoothing, self.z_loss, self.softcap, values=values
         )
-        if self.chunk_size is not None and (
-            not isinstance(self.chunk_size, int) or self.chunk_size < 1
-        ):
-            raise InvalidOption(
-                f"chunk_size must be a positive int or None; got {self.chunk_size!r}",
-                argument="chunk_size",
-                value=self.chunk_size,
-            )
-        check_floating(xp, hidden, "hidden", prediction=True)
-        check_floating(xp, weight, "weight")
-        if weight.ndim != 2 or hidden.ndim < 1 or weight.shape[1] != hidden.shape[-1]:
-            raise ShapeMismatch(
-                "{weight} must have shape (V_local, D) with D the last dimension of {hidden}; "
-                f"got {{weight}} {format_shape(weight.shape)} and {{hidden}} "
-                f"{format_shape(hidden.shape)}",
-                prediction="hidden",
-                argument="weight",
-                shape=tuple(weight.shape),
-            )
-        width = weight.shape[0]
+        width = check_projection(xp, hidden, weight, self.chunk_size, rows="V_local")
         _check_shard(shard, width, "weight")
         if bias is not None:
             check_same_shape("bias", bias, (width,), "it must have one entry per row of {weight}")
