@@ -803,7 +803,9 @@ class JaxShardedFramework(JaxFramework):
     dtypes = sharded.DTYPES
 
     def missing(self) -> str | None:
-        return super().missing() or sharded.host_device_problem(self._jax())
+        # the plain import: asking about devices must not switch on 64-bit types in a process
+        # that runs nothing (``_jax`` does)
+        return super().missing() or sharded.host_device_problem(_import("jax"))
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu",)
