@@ -47,13 +47,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from xentropy import ops
@@ -65,7 +63,8 @@ from xentropy._vocab_parallel import (
     VocabShard,
 )
 
-from ._custom_derivative import JAX
+# the tangent plumbing is the dialect's own (one custom_jvp machinery for both)
+from ._custom_derivative import JAX, _exact_jvp, _is_zero, _perturbed, _substituted
 
 __all__ = ["AxisCollectives", "vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
@@ -158,34 +157,6 @@ def _exact_loss(spec: _Spec, dynamic: tuple[Any, ...]) -> jax.Array:
     """The loss as plain JAX operations, for JAX's autodiff (every input, every order)."""
     with differentiable_spelling():
         return _forward(spec, dynamic)
-
-
-def _is_zero(tangent: Any) -> bool:
-    return tangent is None or isinstance(tangent, SymbolicZero)
-
-
-def _substituted(dynamic: tuple[Any, ...], positions: tuple[int, ...], values: tuple[Any, ...]):
-    result = list(dynamic)
-    for position, value in zip(positions, values, strict=True):
-        result[position] = value
-    return tuple(result)
-
-
-def _exact_jvp(
-    fn: Callable[[tuple[Any, ...]], Any],
-    dynamic: tuple[Any, ...],
-    tangents: tuple[Any, ...],
-    positions: tuple[int, ...],
-) -> tuple[Any, Any]:
-    def along(*values: Any) -> Any:
-        return fn(_substituted(dynamic, positions, values))
-
-    primals = tuple(dynamic[p] for p in positions)
-    return jax.jvp(along, primals, tuple(tangents[p] for p in positions))
-
-
-def _perturbed(tangents: tuple[Any, ...]) -> tuple[int, ...]:
-    return tuple(i for i, t in enumerate(tangents) if not _is_zero(t))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
