@@ -294,8 +294,8 @@ def _within(xp: Any, x: Any, low: float | None, high: float | None) -> bool:
     except TypeError:
         # JAX's autodiff tracers refuse float(); a comparison drops the tangent and reads back
         # (under jax.jit it raises as before, for the caller to handle)
-        ok = True if low is None else bool(lowest >= low)
-        return ok and (high is None or bool(highest <= high))
+        ok = lowest is None or bool(lowest >= low)
+        return ok and (highest is None or bool(highest <= high))
 
 
 def _read(value: Any, integral: bool) -> int | float:
