@@ -20,6 +20,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
 from multiprocessing.connection import Client, Connection, Listener
@@ -60,8 +61,19 @@ class RankGroup:
             for rank in range(world)
         ]
         self._connections: list[Connection] = [None] * world  # type: ignore[list-item]
-        self._listener._listener._socket.settimeout(REPLY_TIMEOUT_S)  # type: ignore[attr-defined]
-        for _ in range(world):
+        # Listener.accept has no timeout: it runs in a daemon thread, which a rank that never
+        # calls leaves blocked (and the process exits past it)
+        accepting = threading.Thread(target=self._accept_ranks, daemon=True)
+        accepting.start()
+        accepting.join(REPLY_TIMEOUT_S)
+        if accepting.is_alive() or any(c is None for c in self._connections):
+            self.close()
+            raise TimeoutError(
+                f"the {world} gloo ranks did not all connect within {REPLY_TIMEOUT_S:.0f} s"
+            )
+
+    def _accept_ranks(self) -> None:
+        for _ in range(self.world):
             connection = self._listener.accept()
             rank = connection.recv()
             self._connections[rank] = connection

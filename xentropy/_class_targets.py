@@ -373,7 +373,8 @@ def nan_outside(
     if checked:
         return x
     ok = _inside(x, low, high)
-    return x if ok is None else xp.where(ok, x, xp.full_like(x, float("nan")))
+    # a scalar NaN, not an array of x's size (under tf.function a full (N, C) constant)
+    return x if ok is None else xp.where(ok, x, float("nan"))
 
 
 def hyperparameter_parts(

@@ -16,6 +16,7 @@ from ._checks import (
 from ._class_targets import nan_outside
 from ._errors import ShapeMismatch, ref
 from ._namespace import device_of, weight_dtype
+from ._native import within_unit_interval
 
 
 def check_elementwise_targets(
@@ -53,7 +54,7 @@ def check_elementwise_targets(
             )
         if values:
             check_range(xp, weight, name, low=0.0, high=float("inf"))
-    if values and not xp.isdtype(targets.dtype, "bool"):
+    if values and not xp.isdtype(targets.dtype, "bool") and not within_unit_interval(xp, targets):
         check_range(xp, targets, "targets", low=0.0, high=1.0)
 
 

@@ -537,10 +537,10 @@ class LinearCrossEntropy(CheckedValues):
             if grad_h is not None:
                 grad_h.put(start, stop, xp.matmul(dz, w))
             if need_w:
-                grad_w = _add_product(xp, grad_w, xp.matrix_transpose(dz), h_rows)
+                grad_w = add_product(xp, grad_w, xp.matrix_transpose(dz), h_rows)
             if need_b:
                 column_sums = xp.sum(dz, axis=0)
-                grad_b = column_sums if grad_b is None else _add_into(xp, grad_b, column_sums)
+                grad_b = column_sums if grad_b is None else add_into(xp, grad_b, column_sums)
             del dz  # before the next block's logits: one (rows, V) array at a time
         done = {name: block.result() for name, block in per_example.items()}
         shape = tuple(hidden.shape[:-1])
@@ -674,6 +674,8 @@ class LinearCrossEntropy(CheckedValues):
         upstream = reduce_backward(xp, cotangent, denominator, self.reduction)
         upstream = xp.reshape(upstream * xp.ones_like(xp.reshape(lse, shape)), (-1,))
         scale = self._logit_scale(xp, given, lse, row_total, upstream, z_loss)
+        at_target: Any = None  # with class indices: the target's term, and the smoothing's
+        spread: Any = None
         if sparse is not None:
             row_weight = sparse.keep_as(xp, dtype) * upstream
             at_target = -(1.0 - eps) * given.target_upstream(xp, row_weight)
@@ -762,17 +764,17 @@ def gradient_rows(rows: int, vocab: int, features: int, chunk_size: int | None) 
     return max(1, min(rows, budget // max(vocab, 1)))
 
 
-def _add_product(xp: Any, total: Any | None, a: Any, b: Any) -> Any:
+def add_product(xp: Any, total: Any | None, a: Any, b: Any) -> Any:
     """``total + a @ b`` (``a @ b`` for None): PyTorch accumulates in place (``addmm_``), with
     no temporary of ``total``'s size."""
     if total is None:
         return xp.matmul(a, b)
     if array_api_compat.is_torch_namespace(xp) and writable(xp, total):
         return total.addmm_(a, b)
-    return _add_into(xp, total, xp.matmul(a, b))
+    return add_into(xp, total, xp.matmul(a, b))
 
 
-def _add_into(xp: Any, x: Any, y: Any) -> Any:
+def add_into(xp: Any, x: Any, y: Any) -> Any:
     """``x + y``, in place in ``x`` (an array the caller owns) where arrays are mutable."""
     if writable(xp, x):
         x += y

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ from ._native import (
     is_differentiable_spelling,
     sigmoid,
     sigmoid_cross_entropy_keeping_exps,
-    sigmoid_from_exps,
+    sigmoid_gradient_from_exps,
     softplus,
+    summed_sigmoid_cross_entropy,
     writable,
 )
 from ._reduction import reduce_backward, reduce_losses
@@ -126,6 +128,17 @@ class SigmoidCrossEntropy(CheckedValues):
         x = xp.astype(logits, dtype, copy=False)
         t = self._targets(xp, targets, x)
         pos_weight = cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
+        if class_weight is None and self.reduction != "none":
+            summed = summed_sigmoid_cross_entropy(xp, x, t, pos_weight)
+            if summed is not None:  # NumPy: no element-wise losses stored
+                total, exps = summed
+                # reduce_losses without per-element weights, for a non-empty array
+                count = math.prod(x.shape)
+                loss, denominator = (
+                    (total, None) if self.reduction == "sum" else (total / count, count)
+                )
+                residuals = (logits, targets, pos_weight, class_weight, denominator, exps)
+                return xp.astype(loss, logits.dtype), residuals
         kept = sigmoid_cross_entropy_keeping_exps(xp, x, t, pos_weight)
         if kept is None:
             losses, exps = sigmoid_cross_entropy_terms(xp, x, t, pos_weight), None
@@ -152,19 +165,20 @@ class SigmoidCrossEntropy(CheckedValues):
         dtype = compute_dtype(xp, logits.dtype)
         x = xp.astype(logits, dtype, copy=False)
         t = self._targets(xp, targets, x)
+        scale = reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
         if exps is not None:  # NumPy, XLA: the forward's exp(-|x|) (NumPy's is used up here)
-            grad = sigmoid_from_exps(xp, exps)
-            if writable(xp, grad):
-                grad -= t
-            else:
-                grad = grad - t
+            # a scalar scale goes into the same (blocked, for NumPy) pass as sigma(x) - t
+            fold = class_weight is None and getattr(scale, "ndim", 0) == 0
+            grad = sigmoid_gradient_from_exps(xp, exps, t, scale if fold else None)
+            if fold:
+                return xp.astype(grad, logits.dtype, copy=False)
         else:
             grad = sigmoid_cross_entropy_grad(
                 xp, x, t, cast_weight(xp, pos_weight, dtype, checked=self.values_checked)
             )
         if class_weight is not None:
             grad *= cast_weight(xp, class_weight, dtype, checked=self.values_checked)
-        grad *= reduce_backward(xp, xp.astype(cotangent, dtype), denominator, self.reduction)
+        grad *= scale
         return xp.astype(grad, logits.dtype, copy=False)
 
 

@@ -123,7 +123,7 @@ from ._class_targets import (
 )
 from ._errors import InputError, InvalidOption, ShapeMismatch, WrongDtype, ref
 from ._evaluate import CheckedValues, hyperparameter
-from ._linear import check_projection, gradient_rows
+from ._linear import add_into, add_product, check_projection, gradient_rows
 from ._namespace import compute_dtype, device_of
 from ._native import RowBlocks, add_at_index, take_along_last_axis
 from ._reduction import reduce_backward, reduce_losses
@@ -990,12 +990,11 @@ class VocabParallelLinearCrossEntropy(CheckedValues):
                 dz = _logit_gradient(xp, exps, stats, rows, capped, xp.ones_like(stats.shift))
                 if grad_h is not None:
                     grad_h.put(start, stop, xp.matmul(dz, w))
-                if need_w:
-                    product = xp.matmul(xp.matrix_transpose(dz), h_rows)
-                    grad_w = product if grad_w is None else grad_w + product
+                if need_w:  # accumulated in place where arrays are mutable
+                    grad_w = add_product(xp, grad_w, xp.matrix_transpose(dz), h_rows)
                 if need_b:
                     column_sums = xp.sum(dz, axis=0)
-                    grad_b = column_sums if grad_b is None else grad_b + column_sums
+                    grad_b = column_sums if grad_b is None else add_into(xp, grad_b, column_sums)
                 del dz
             del z, exps, capped  # one block's (B, L) arrays at a time
         if not kept:  # no rows: one empty block gives the statistics their structure
@@ -1063,11 +1062,10 @@ class VocabParallelLinearCrossEntropy(CheckedValues):
             exps = xp.exp(z - block_stats.shift[:, None])
             dz = _logit_gradient(xp, exps, block_stats, rows, capped, g[start:stop])
             grad_h.put(start, stop, xp.matmul(dz, w))
-            product = xp.matmul(xp.matrix_transpose(dz), h_rows)
-            grad_w = product if grad_w is None else grad_w + product
+            grad_w = add_product(xp, grad_w, xp.matrix_transpose(dz), h_rows)
             if b is not None:
                 column_sums = xp.sum(dz, axis=0)
-                grad_b = column_sums if grad_b is None else grad_b + column_sums
+                grad_b = column_sums if grad_b is None else add_into(xp, grad_b, column_sums)
             del z, exps, dz, capped
         if grad_w is None:  # no rows
             grad_w = xp.zeros_like(w)

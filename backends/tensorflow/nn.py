@@ -81,7 +81,7 @@ import tensorflow as tf
 from xentropy.ops import SigmoidCrossEntropy, SoftmaxCrossEntropy, as_broadcast_weight, namespace_of
 
 from .. import _fallthrough
-from ._custom_gradient import apply_op
+from ._custom_gradient import apply_op, first_order_only
 
 __all__ = [
     "sigmoid_cross_entropy_with_logits",
@@ -250,6 +250,13 @@ def sparse_softmax_cross_entropy_with_logits(
         why = f"logits have shape {logits.shape}"
         labels = _with_static_rank(labels, logits, classes=True, why=why)
         _require_rank(labels, logits.shape.rank - 1, why, _SPARSE_RANK_WORDS)
+        if validate and _kernel_checks_labels(logits, labels):
+            try:
+                return tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+                    features=logits, labels=labels
+                )[0]
+            except tf.errors.InvalidArgumentError:
+                pass  # a label out of range: the checks of apply_op raise the contract's error
         op = SoftmaxCrossEntropy(axis=-1, reduction="none")
         return apply_op(
             op,
@@ -263,6 +270,29 @@ def sparse_softmax_cross_entropy_with_logits(
 
 
 _KERNEL_LABEL_DTYPES = (tf.int32, tf.int64)
+
+
+def _kernel_checks_labels(logits: tf.Tensor, labels: tf.Tensor) -> bool:
+    r"""Whether TensorFlow's ``SparseSoftmaxCrossEntropyWithLogits`` may stand for the whole
+    call: eager tensors on a CPU, where the kernel itself raises ``InvalidArgumentError`` for a
+    label out of range (or a shape it cannot take; the core's checks then run and raise the
+    contract's error), and a single tape recording ``logits`` to first order, which takes the
+    kernel's registered gradient (``softmax - onehot`` times the cotangent, ``tf.nn``'s bit for
+    bit). That spares the labels' two reductions read back and ``tf.custom_gradient``: eager f+b
+    at 65536x10, 8 ops as ``tf.nn`` (the core's path: 10). Higher orders and forward mode, 16-bit
+    logits, other ranks and label dtypes take the core's path; a forward without a tape too (the
+    core's log-softmax and gather: 0.75 of the kernel's time, which also makes the gradient).
+    """
+    return (
+        tf.executing_eagerly()
+        and logits.shape.rank == 2
+        and logits.dtype in (tf.float32, tf.float64)
+        and labels.dtype in _KERNEL_LABEL_DTYPES
+        and 0 not in logits.shape
+        and logits.device.endswith("CPU:0")
+        and labels.device.endswith("CPU:0")
+        and first_order_only(logits)
+    )
 
 
 def _sparse_kernel_with_gradient(

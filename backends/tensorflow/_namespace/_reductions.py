@@ -156,10 +156,19 @@ def _extreme(x: Any, axis: Any, keepdims: builtins.bool, largest: builtins.bool)
         return op(x, axis=axes, keepdims=keepdims)
     op = tf.math.reduce_max if largest else tf.math.reduce_min
     out = op(x, axis=axes, keepdims=keepdims)
-    if x.dtype.is_floating:
+    if x.dtype.is_floating and not _propagates_nan(x):
         has_nan = tf.math.reduce_any(tf.math.is_nan(x), axis=axes, keepdims=keepdims)
         out = tf.where(has_nan, tf.constant(nan, x.dtype), out)
     return out
+
+
+def _propagates_nan(x: tf.Tensor) -> builtins.bool:
+    """Whether TensorFlow's own ``reduce_min``/``reduce_max`` of ``x`` already give NaN for a
+    slice holding one: its eager CPU kernels do (Eigen's NaN-propagating reducers), so the
+    ``isnan`` pass, its ``(N,)`` bool array and the ``any`` are spared (the eager value checks
+    of the losses take a minimum and a maximum of the targets: six passes become two). XLA
+    skips NaN, and other devices are not relied on."""
+    return tf.executing_eagerly() and x.device.endswith("CPU:0")
 
 
 @_api
