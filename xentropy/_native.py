@@ -139,7 +139,9 @@ def log_sum_exp(xp: Any, z: Any) -> tuple[Any, Any]:
     ``where``: XLA's CPU backend fuses the former into the reductions, not the latter.
     """
     if _numpy_in_blocks(xp, z):
-        shift, s, _, _ = _numpy_log_sum_exp_and_exps(z, None, keep=False)
+        from . import _numpy_blocks
+
+        shift, s, _, _ = _numpy_blocks.log_sum_exp_and_exps(z, None, keep=False)
         return shift, s
     shift, s, _, _ = _log_sum_exp_and_exps(xp, z)
     return shift, s
@@ -161,7 +163,9 @@ def _log_sum_exp_and_exps(
     xp: Any, z: Any, weights: Any | None = None
 ) -> tuple[Any, Any, Any, Any | None]:
     if _numpy_in_blocks(xp, z):
-        return _numpy_log_sum_exp_and_exps(z, weights, keep=True)
+        from . import _numpy_blocks
+
+        return _numpy_blocks.log_sum_exp_and_exps(z, weights, keep=True)
     # (N,) rather than keepdims (N, 1) row values: XLA's CPU backend gives every (N, 1)
     # operation a fusion of its own (at C = 10 that tripled the time of the loss)
     m = _row_max(xp, z)
@@ -181,102 +185,10 @@ def _log_sum_exp_and_exps(
     return shift, s, exps, weighted
 
 
-# NumPy's kernels below work through their arrays a block of about this many bytes (per array)
-# at a time: every pass then reads and writes blocks that stay in the L2 cache, where a pass over
-# a whole array of several MiB streams it through memory (the cell sigmoid 1048576 spends 1.3 of
-# native's time in that way; 0.9 with the blocks).
-_NUMPY_BLOCK_BYTES = 1 << 18
-# Up to this many classes a row maximum is taken column by column (C - 1 strided passes):
-# NumPy's reduction over a short last axis pays a loop call per row (3.4 ms against 0.7 at
-# 65536x10), and its row sum is an einsum (0.25 ms against 1.0), whose float32 accumulation
-# stays within an ulp or so of the pairwise sum at these lengths.
-_NUMPY_COLUMN_MAX_CLASSES = 16
-_NUMPY_EINSUM_SUM_CLASSES = 64
-
-
 def _numpy_in_blocks(xp: Any, z: Any) -> bool:
-    """Whether :func:`_numpy_log_sum_exp_and_exps` takes the place of the standard spelling."""
+    """Whether :func:`._numpy_blocks.log_sum_exp_and_exps` takes the place of the standard
+    spelling."""
     return _is_numpy(xp) and not _differentiable_depth and z.ndim >= 1 and z.size > 0
-
-
-def _numpy_block_starts(total: int, item_bytes: int) -> tuple[int, range]:
-    """The block length (in items of ``item_bytes``) and the start of each block."""
-    step = max(1, _NUMPY_BLOCK_BYTES // max(1, item_bytes))
-    return step, range(0, total, step)
-
-
-def _numpy_row_max(z: Any, out: Any) -> Any:
-    """``max(z, axis=-1, out=out)`` of a 2-d block (NaN-propagating, as ``max``)."""
-    import numpy as np
-
-    if z.shape[-1] > _NUMPY_COLUMN_MAX_CLASSES:
-        return np.max(z, axis=-1, out=out)
-    np.copyto(out, z[:, 0])
-    for c in range(1, z.shape[-1]):
-        np.maximum(out, z[:, c], out=out)
-    return out
-
-
-def _numpy_row_sum(e: Any, out: Any) -> Any:
-    """``sum(e, axis=-1, out=out)`` of a 2-d block."""
-    import numpy as np
-
-    if e.shape[-1] > _NUMPY_EINSUM_SUM_CLASSES:
-        return np.sum(e, axis=-1, out=out)
-    return np.einsum("ij->i", e, out=out)
-
-
-def _numpy_log_sum_exp_and_exps(
-    z: Any, weights: Any | None, *, keep: bool
-) -> tuple[Any, Any, Any | None, Any | None]:
-    r""":func:`_log_sum_exp_and_exps` for NumPy, the same element-wise operations a block of rows
-    at a time: the row maximum, :math:`z - m` (into ``exps``, or a block scratch when not
-    ``keep``), the weighted sum :math:`-\sum_c a_c (z_c - m)` from it, its ``exp`` in place and
-    the row sum all meet the block in the cache, where the standard spelling takes five passes
-    over the whole ``(N, C)`` arrays through memory (and a second ``(N, C)`` array when the
-    exponentials are not kept).
-    """
-    import numpy as np
-
-    num_classes = z.shape[-1]
-    lead = tuple(z.shape[:-1])
-    z2 = z.reshape(-1, num_classes)
-    rows = z2.shape[0]
-    big = np.finfo(z.dtype).max
-    m = np.empty(rows, dtype=z.dtype)
-    shift = np.empty(rows, dtype=z.dtype)
-    sums = np.empty(rows, dtype=z.dtype)
-    step, starts = _numpy_block_starts(rows, num_classes * z.dtype.itemsize)
-    exps = np.empty(z.shape, dtype=z.dtype) if keep else None
-    e2 = (
-        exps.reshape(rows, num_classes)
-        if exps is not None
-        else np.empty((min(step, rows), num_classes), dtype=z.dtype)
-    )
-    a2 = None
-    weighted = None
-    if weights is not None:
-        a2 = np.broadcast_to(weights, z.shape).reshape(rows, num_classes)
-        weighted = np.empty(rows, dtype=np.result_type(weights, z))
-    for i in starts:
-        j = min(i + step, rows)
-        zb = z2[i:j]
-        mb = _numpy_row_max(zb, m[i:j])
-        # finite, so that NumPy meets no inf - inf at a +inf logit (the row is NaN anyway)
-        sb = np.minimum(np.maximum(mb, -big, out=shift[i:j]), big, out=shift[i:j])
-        eb = e2[i:j] if exps is not None else e2[: j - i]
-        np.subtract(zb, sb[:, None], out=eb)
-        if a2 is not None and weighted is not None:
-            weighted[i:j] = weighted_sum(np, a2[i:j], eb, overwrite=True)
-        np.exp(eb, out=eb)
-        _numpy_row_sum(eb, sums[i:j])
-    s = np.log(sums, out=sums)
-    # m - max(m, -big): 0 for a finite maximum, -inf for -inf (log 0 already) and NaN for +inf
-    s += m - np.maximum(m, -big)
-    if weighted is not None:
-        np.negative(weighted, out=weighted)
-        weighted = weighted.reshape(lead)
-    return shift.reshape(lead), s.reshape(lead), exps, weighted
 
 
 def log_sum_exp_keeping_exps(
@@ -321,18 +233,9 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
     if overwrite and writable(xp, d) and _is_torch(xp):
         return d.masked_fill_(a == 0, 0.0).mul_(a).sum(dim=-1)
     if overwrite and writable(xp, d):
-        import numpy as np
+        from . import _numpy_blocks
 
-        # one pass without a temporary; only a row where 0 * inf made NaN (or a NaN input,
-        # which stays NaN) takes the select, NumPy being eager (four passes over (N, C) less)
-        total = np.einsum("...c,...c->...", a, d)
-        redo = np.isnan(total)
-        if redo.any():
-            d, a = d[redo], np.broadcast_to(a, total.shape + a.shape[-1:])[redo]
-            np.copyto(d, 0.0, where=a == 0)
-            d *= a
-            total[redo] = np.sum(d, axis=-1)
-        return total
+        return _numpy_blocks.weighted_sum_in_place(a, d)
     if _differentiable_depth:
         # the product by 0 is dropped only where it would be NaN (d infinite), so that the
         # derivative by a is d wherever d is finite, a zero target included
@@ -407,30 +310,13 @@ def subtract_product(xp: Any, x: Any, a: Any, b: Any) -> Any:
     if writable(xp, x) and _is_torch(xp):
         return x.addcmul_(a, b, value=-1.0)
     if writable(xp, x) and _is_numpy(xp) and x.size > 0 and x.ndim >= 1 and x.flags.c_contiguous:
-        return _numpy_subtract_product(x, a, b)
+        from . import _numpy_blocks
+
+        return _numpy_blocks.subtract_product(x, a, b)
     if writable(xp, x):
         x -= a * b
         return x
     return x - a * b
-
-
-def _numpy_subtract_product(x: Any, a: Any, b: Any) -> Any:
-    """``x -= a * b`` by blocks of rows, the product in one cache-sized scratch instead of a
-    fresh array of ``x``'s size (at 8192x1000 in float32 its page faults alone take 1.7 ms)."""
-    import numpy as np
-
-    width = x.shape[-1]
-    x2 = x.reshape(-1, width)
-    a2 = np.broadcast_to(a, x.shape).reshape(x2.shape)
-    b2 = np.broadcast_to(b, x.shape).reshape(x2.shape)
-    rows = x2.shape[0]
-    step, starts = _numpy_block_starts(rows, width * x.dtype.itemsize)
-    product = np.empty((min(step, rows), width), dtype=np.result_type(a, b))
-    for i in starts:
-        j = min(i + step, rows)
-        pb = np.multiply(a2[i:j], b2[i:j], out=product[: j - i])
-        x2[i:j] -= pb
-    return x
 
 
 def has_fused_log_softmax_vjp(xp: Any) -> bool:
@@ -450,7 +336,7 @@ def log_softmax_vjp(xp: Any, log_p: Any, cotangent: Any) -> Any:
     if _is_torch(xp):
         import torch
 
-        return torch._log_softmax_backward_data(cotangent, log_p, -1, log_p.dtype)
+        return torch.ops.aten._log_softmax_backward_data(cotangent, log_p, -1, log_p.dtype)
     return cotangent - xp.exp(log_p) * xp.sum(cotangent, axis=-1)[..., None]
 
 
@@ -574,7 +460,9 @@ def sigmoid_cross_entropy_keeping_exps(
     if _differentiable_depth:
         return None  # the core's differentiable spelling (abs and relu: 0 derivative at 0)
     if _is_numpy(xp) and pos_weight is None:
-        return _numpy_sigmoid_cross_entropy(x, t)
+        from . import _numpy_blocks
+
+        return _numpy_blocks.sigmoid_cross_entropy(x, t)
     if _is_tensorflow(xp) and pos_weight is None and _tensorflow_under_xla():
         return _xla_sigmoid_cross_entropy(x, t)
     if not _is_torch(xp):
@@ -652,43 +540,9 @@ def summed_sigmoid_cross_entropy(
     losses are never stored (one array of the logits' size less to write, fault in and read)."""
     if _differentiable_depth or not _is_numpy(xp) or pos_weight is not None or x.size == 0:
         return None
-    return _numpy_sigmoid_cross_entropy(x, t, summed=True)
+    from . import _numpy_blocks
 
-
-def _numpy_sigmoid_cross_entropy(
-    x: Any, t: Any, *, summed: bool = False
-) -> tuple[Any, tuple[Any, Any]]:
-    """The losses (their sum if ``summed``), ``exp(-|x|)`` and ``x >= 0``, a cache-sized block at
-    a time (see ``_NUMPY_BLOCK_BYTES``); :math:`x (H - t)` goes through one block scratch.
-
-    The sum is pairwise within each block, then over the block sums: an error of the order of
-    NumPy's pairwise ``sum`` of the whole array.
-    """
-    import numpy as np
-
-    exps = np.empty(x.shape, dtype=x.dtype)
-    positive = np.empty(x.shape, dtype=bool)
-    xs, ts = x.reshape(-1), t.reshape(-1)
-    es, ps = exps.reshape(-1), positive.reshape(-1)
-    step, starts = _numpy_block_starts(xs.size, x.dtype.itemsize)
-    scratch = np.empty(min(step, xs.size), dtype=x.dtype)
-    loss = np.empty(len(starts) if summed else x.shape, dtype=x.dtype)
-    losses = np.empty(min(step, xs.size), dtype=x.dtype) if summed else loss.reshape(-1)
-    bits = np.dtype(f"u{x.dtype.itemsize}")
-    sign = bits.type(1 << (8 * x.dtype.itemsize - 1))
-    for k, i in enumerate(starts):
-        j = min(i + step, xs.size)
-        xb, eb, cb = xs[i:j], es[i:j], scratch[: j - i]
-        lb = losses[: j - i] if summed else losses[i:j]
-        np.bitwise_or(xb.view(bits), sign, out=eb.view(bits))  # -|x|, bit for bit, in one pass
-        np.exp(eb, out=eb)
-        np.log1p(eb, out=lb)
-        np.subtract(np.greater_equal(xb, 0, out=ps[i:j]), ts[i:j], out=cb)  # H(x) - t
-        cb *= xb
-        lb += cb
-        if summed:
-            loss[k] = np.sum(lb)
-    return (np.sum(loss) if summed else loss), (exps, positive)
+    return _numpy_blocks.sigmoid_cross_entropy(x, t, summed=True)
 
 
 def _xla_sigmoid_cross_entropy(x: Any, t: Any) -> tuple[Any, tuple[Any, Any]]:
@@ -712,7 +566,9 @@ def sigmoid_from_exps(xp: Any, kept: tuple[Any, Any]) -> Any:
     if not _is_numpy(xp):
         one = xp.ones((), dtype=exps.dtype, device=device_of(xp, exps))
         return xp.where(positive, one, exps) / (1.0 + exps)
-    return _numpy_sigmoid_gradient(exps, positive, None, None)
+    from . import _numpy_blocks
+
+    return _numpy_blocks.sigmoid_gradient(exps, positive, None, None)
 
 
 def sigmoid_gradient_from_exps(xp: Any, kept: tuple[Any, Any], t: Any, scale: Any | None) -> Any:
@@ -720,32 +576,11 @@ def sigmoid_gradient_from_exps(xp: Any, kept: tuple[Any, Any], t: Any, scale: An
     ``t`` of the logits' shape and ``s`` a 0-d array (or None for 1): for NumPy in ``e``, one
     cache-sized block at a time, else a fresh array."""
     if _is_numpy(xp):
-        return _numpy_sigmoid_gradient(*kept, t, scale)
+        from . import _numpy_blocks
+
+        return _numpy_blocks.sigmoid_gradient(*kept, t, scale)
     grad = sigmoid_from_exps(xp, kept) - t
     return grad if scale is None else grad * scale
-
-
-def _numpy_sigmoid_gradient(exps: Any, positive: Any, t: Any | None, scale: Any | None) -> Any:
-    r""":math:`(\max(e, [x \ge 0]) / (1 + e) - t)\,s` in ``exps``: the numerator is ``1`` or
-    ``e`` exactly (:math:`e \le 1`), by a maximum rather than a masked copy (``copyto`` with a
-    random mask takes 5 ms at 1048576 elements, the maximum 0.4)."""
-    import numpy as np
-
-    es, ps = exps.reshape(-1), positive.reshape(-1)
-    ts = None if t is None else t.reshape(-1)
-    step, starts = _numpy_block_starts(es.size, exps.dtype.itemsize)
-    denominator = np.empty(min(step, es.size), dtype=exps.dtype)
-    for i in starts:
-        j = min(i + step, es.size)
-        eb, db = es[i:j], denominator[: j - i]
-        np.add(eb, 1.0, out=db)
-        np.maximum(eb, ps[i:j], out=eb)
-        np.divide(eb, db, out=eb)
-        if ts is not None:
-            eb -= ts[i:j]
-        if scale is not None:
-            eb *= scale
-    return exps
 
 
 def exp_of_fresh(xp: Any, x: Any) -> Any:
