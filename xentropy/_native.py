@@ -227,6 +227,7 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
         _is_torch(xp)
         and not _differentiable_depth
         and d.device.type == "cpu"
+        and a.dtype == d.dtype  # linalg.vecdot does not promote
         and not python_is_traced()
     ):
         return _torch_eager_weighted_sum(a, d)
@@ -267,8 +268,6 @@ def _torch_eager_weighted_sum(a: Any, d: Any) -> Any:
     and a graph break under ``torch.compile``, which keep the masked spelling."""
     import torch
 
-    if a.dtype != d.dtype:
-        return d.masked_fill(a == 0, 0.0).mul_(a).sum(dim=-1)
     total = torch.linalg.vecdot(a, d)
     redo = torch.isnan(total)
     if bool(redo.any()):

@@ -47,15 +47,22 @@ def reduce_losses(xp: Any, losses: Any, weights: Any | None, reduction: str) -> 
     if reduction == "none":
         return losses, None
     total = xp.sum(losses)
-    if reduction == "sum":
-        return total, None
     if reduction == "mean" and weights is not None:
         denominator = xp.sum(weights)
-    else:
-        count = _static_count(losses)
-        if count:  # known and non-zero: a plain division (a Python int as the residual)
-            return total / count, count
-        denominator = element_count(xp, losses, losses.dtype)
+        return safe_divide(xp, total, denominator), denominator
+    return reduce_total(xp, total, losses, reduction)
+
+
+def reduce_total(xp: Any, total: Any, losses: Any, reduction: str) -> tuple[Any, Any]:
+    """:func:`reduce_losses` without weights, from the sum ``total`` of ``losses`` (``"sum"``,
+    ``"mean"`` or ``"sum_over_batch_size"``): a caller that summed the losses without storing
+    them passes an array of their shape and dtype as ``losses``."""
+    if reduction == "sum":
+        return total, None
+    count = _static_count(losses)
+    if count:  # known and non-zero: a plain division (a Python int as the residual)
+        return total / count, count
+    denominator = element_count(xp, losses, losses.dtype)
     return safe_divide(xp, total, denominator), denominator
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from ._native import (
     summed_sigmoid_cross_entropy,
     writable,
 )
-from ._reduction import reduce_backward, reduce_losses
+from ._reduction import reduce_backward, reduce_losses, reduce_total
 from ._sample_weights import evaluate_weighted
 from ._types import ArrayT, Reduction
 
@@ -132,11 +131,7 @@ class SigmoidCrossEntropy(CheckedValues):
             summed = summed_sigmoid_cross_entropy(xp, x, t, pos_weight)
             if summed is not None:  # NumPy: no element-wise losses stored
                 total, exps = summed
-                # reduce_losses without per-element weights, for a non-empty array
-                count = math.prod(x.shape)
-                loss, denominator = (
-                    (total, None) if self.reduction == "sum" else (total / count, count)
-                )
+                loss, denominator = reduce_total(xp, total, x, self.reduction)
                 residuals = (logits, targets, pos_weight, class_weight, denominator, exps)
                 return xp.astype(loss, logits.dtype), residuals
         kept = sigmoid_cross_entropy_keeping_exps(xp, x, t, pos_weight)

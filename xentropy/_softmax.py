@@ -347,13 +347,13 @@ class SoftmaxCrossEntropy(CheckedValues):
             )
             if kept_bad_rows is not None:  # found by the forward
                 bad_rows = kept_bad_rows
-            row_g = g[..., None]
             if log_p is not None and z_lse is None and has_fused_log_softmax_vjp(xp):
                 # -g sum_c a_c log p_c through the fused log-softmax backward: the cotangent of
                 # log p is -a g (NaN across a bad row), and the target total comes with it
-                row_g = nan_where(xp, bad_rows, xp.broadcast_to(g, tuple(log_p.shape[:-1])))
-                grad = log_softmax_vjp(xp, log_p, a * -row_g[..., None])
+                g_rows = nan_where(xp, bad_rows, xp.broadcast_to(g, tuple(log_p.shape[:-1])))
+                grad = log_softmax_vjp(xp, log_p, a * -g_rows[..., None])
                 return as_dtype(xp, move_class_axis_back(xp, grad, self.axis), out_dtype)
+            row_g = g[..., None]
             total = xp.sum(a, axis=-1) if kept_total is None else kept_total
             if z_lse is not None:
                 total = total + 2.0 * self._z_loss_weight(xp, z_lse) * z_lse
