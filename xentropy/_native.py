@@ -244,12 +244,12 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
         return xp.sum(a * xp.where((a == 0) & xp.isinf(d), zero, d), axis=-1)
     if _is_torch(xp):  # one temporary instead of two
         return d.masked_fill(a == 0, 0.0).mul_(a).sum(dim=-1)
-    if _is_tensorflow(xp):
+    if _is_tensorflow(xp) and not _tensorflow_under_xla():
         import tensorflow as tf
 
         # one kernel (0 where a == 0, whatever d) instead of a compare, a select and a product
         return tf.reduce_sum(tf.math.multiply_no_nan(d, a), axis=-1)
-    if not _is_jax(xp):
+    if not _compiled_by_xla(xp):
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
     big = xp.finfo(d.dtype).max
@@ -298,7 +298,13 @@ def weighted_sum_marks_negative(xp: Any) -> bool:
     """Whether :func:`weighted_sum` gives a negative (or NaN) sum to every row holding a
     negative (or NaN) ``a``: JAX's spelling, whose second term is then ``(a big) big``, at most
     ``-1e32`` in float32 (``-inf`` for ``a < -1 / big``)."""
-    return _is_jax(xp) and not _differentiable_depth
+    return _compiled_by_xla(xp) and not _differentiable_depth
+
+
+def _compiled_by_xla(xp: Any) -> bool:
+    """Whether ``xp``'s arrays are being traced for XLA (JAX; TensorFlow under
+    ``jit_compile=True``)."""
+    return _is_jax(xp) or (_is_tensorflow(xp) and _tensorflow_under_xla())
 
 
 def subtract_product(xp: Any, x: Any, a: Any, b: Any) -> Any:

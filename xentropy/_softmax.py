@@ -161,7 +161,9 @@ class SoftmaxCrossEntropy(CheckedValues):
             losses = sparse.masked(xp, losses)
         else:
             a = dense_a
-            if log_p is not None:
+            if log_p is not None and weighted_sum_marks_negative(xp):
+                losses = weighted_sum(xp, a, -log_p)
+            elif log_p is not None:
                 losses = -weighted_sum(xp, a, log_p, overwrite=not keep_log_p)
             elif weighted_sum_marks_negative(xp):
                 # -sum_c a_c log p_c as one sum of non-negative terms: XLA's CPU backend makes
