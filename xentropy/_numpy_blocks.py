@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 
 # NumPy's kernels below work through their arrays a block of about this many bytes (per array)
-# at a time: every pass then reads and writes blocks that stay in the L2 cache, where a pass over
-# a whole array of several MiB streams it through memory (the cell sigmoid 1048576 spends 1.3 of
-# native's time in that way; 0.9 with the blocks).
-BLOCK_BYTES = 1 << 18
+# at a time: every pass then reads and writes blocks that stay in the cache, where a pass over a
+# whole array of several MiB streams it through memory (the cell sigmoid 1048576 spends 1.3 of
+# native's time in that way; 0.9 with the blocks). Each block costs a few NumPy calls, so a
+# block far below the L2 cache pays in call overhead: with a 1 MiB L2, 256 KiB blocks took
+# 1.10 / 1.13 / 0.49 of native's forward+backward at sparse 4096x32000 / dense 8192x1000 /
+# sigmoid 1048576, 1 MiB blocks 1.03 / 0.85 / 0.43 and 2 MiB 1.01 / 0.86 / 0.57.
+BLOCK_BYTES = 1 << 20
 # Up to this many classes a row maximum is taken column by column (C - 1 strided passes):
 # NumPy's reduction over a short last axis pays a loop call per row (3.4 ms against 0.7 at
 # 65536x10), and its row sum is an einsum (0.25 ms against 1.0), whose float32 accumulation
