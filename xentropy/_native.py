@@ -219,9 +219,10 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
     as the arithmetic, in page faults).
 
     ``where(a == 0, 0, d)`` is the plain spelling. Under XLA's CPU backend a ``where`` over the
-    ``(N, C)`` array stops the reduction from fusing (several times slower), so JAX, where
-    ``d >= 0`` is required, clamps ``d`` at the largest float instead and restores ``+inf`` where
-    some ``a > 0`` met ``d = +inf``, with ``minimum``/``maximum`` only, in the same sum.
+    ``(N, C)`` array stops the reduction from fusing (several times slower), so under XLA (JAX,
+    TensorFlow's ``jit_compile=True``), where ``d >= 0`` is required, it clamps ``d`` at the
+    largest float instead and restores ``+inf`` where some ``a > 0`` met ``d = +inf``, with
+    ``minimum``/``maximum`` only, in the same sum.
     """
     if (
         _is_torch(xp)
@@ -244,12 +245,13 @@ def weighted_sum(xp: Any, a: Any, d: Any, *, overwrite: bool = False) -> Any:
         return xp.sum(a * xp.where((a == 0) & xp.isinf(d), zero, d), axis=-1)
     if _is_torch(xp):  # one temporary instead of two
         return d.masked_fill(a == 0, 0.0).mul_(a).sum(dim=-1)
-    if _is_tensorflow(xp) and not _tensorflow_under_xla():
+    xla = _compiled_by_xla(xp)
+    if _is_tensorflow(xp) and not xla:
         import tensorflow as tf
 
         # one kernel (0 where a == 0, whatever d) instead of a compare, a select and a product
         return tf.reduce_sum(tf.math.multiply_no_nan(d, a), axis=-1)
-    if not _compiled_by_xla(xp):
+    if not xla:
         zero = xp.zeros((), dtype=d.dtype, device=device_of(xp, d))
         return xp.sum(a * xp.where(a == 0, zero, d), axis=-1)
     big = xp.finfo(d.dtype).max
@@ -296,8 +298,8 @@ def rows_with_bad_targets(xp: Any, t: Any) -> Any:
 
 def weighted_sum_marks_negative(xp: Any) -> bool:
     """Whether :func:`weighted_sum` gives a negative (or NaN) sum to every row holding a
-    negative (or NaN) ``a``: JAX's spelling, whose second term is then ``(a big) big``, at most
-    ``-1e32`` in float32 (``-inf`` for ``a < -1 / big``)."""
+    negative (or NaN) ``a``: the spelling under XLA, whose second term is then ``(a big) big``,
+    at most ``-1e32`` in float32 (``-inf`` for ``a < -1 / big``)."""
     return _compiled_by_xla(xp) and not _differentiable_depth
 
 

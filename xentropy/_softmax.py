@@ -161,18 +161,18 @@ class SoftmaxCrossEntropy(CheckedValues):
             losses = sparse.masked(xp, losses)
         else:
             a = dense_a
-            if log_p is not None and weighted_sum_marks_negative(xp):
-                losses = weighted_sum(xp, a, -log_p)
+            if weighted_sum_marks_negative(xp):
+                # -sum_c a_c log p_c as one sum of non-negative terms: XLA's CPU backend makes
+                # a pass over the (N, C) arrays per reduction. Unfused, log p = (z - m) - s is
+                # spelled as the backward's softmax spells it, so that the two share it.
+                log_p_terms = log_p
+                if log_p_terms is None:
+                    assert lse is not None
+                    shift, log_sum = lse
+                    log_p_terms = (z - shift[..., None]) - log_sum[..., None]
+                losses = weighted_sum(xp, a, -log_p_terms)
             elif log_p is not None:
                 losses = -weighted_sum(xp, a, log_p, overwrite=not keep_log_p)
-            elif weighted_sum_marks_negative(xp):
-                # -sum_c a_c log p_c as one sum of non-negative terms: XLA's CPU backend makes
-                # a pass over the (N, C) arrays per reduction. log p = (z - m) - s is spelled
-                # as the backward's softmax spells it, so that the two share it.
-                assert lse is not None
-                shift, log_sum = lse
-                log_p_unfused = (z - shift[..., None]) - log_sum[..., None]
-                losses = weighted_sum(xp, a, -log_p_unfused)
             else:
                 # -sum_c a_c log p_c = s sum_c a_c + sum_c a_c (m - z_c): non-negative terms,
                 # and no (N, C) log p to store
